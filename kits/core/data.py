@@ -1,0 +1,111 @@
+"""Batching that can be resumed exactly: a seeded epoch sampler and per-sample RNG seeding.
+
+The sample order of epoch ``e`` depends only on ``(seed, e)``; each rank takes its strided slice,
+and a resumed run skips the batches it has already seen. Random augmentations draw from
+``random`` / ``np.random`` seeded per sample with ``(seed, epoch, index)``, so they are identical
+with any number of workers and after a resume.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+
+class EpochBatchSampler:
+    """Yields lists of ``(index, sample_seed)`` for one epoch; call ``set_epoch`` before each."""
+
+    def __init__(self, num_samples: int, batch_size: int, shuffle: bool = True, drop_last: bool = True,
+                 seed: int = 0, rank: int = 0, world_size: int = 1):
+        if num_samples <= 0:
+            raise ValueError("the dataset is empty")
+        self.num_samples, self.batch_size = num_samples, batch_size
+        self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.skip = 0, 0
+
+    def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip_batches
+
+    def _indices(self) -> list[int]:
+        order = list(range(self.num_samples))
+        if self.shuffle:
+            np.random.default_rng([self.seed, self.epoch]).shuffle(order)
+        per_rank = math.ceil(self.num_samples / self.world_size)
+        order += order[: per_rank * self.world_size - len(order)]  # pad so ranks get equal work
+        return order[self.rank::self.world_size]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        order = self._indices()
+        for b in range(self.skip, len(self)):
+            chunk = order[b * self.batch_size:(b + 1) * self.batch_size]
+            yield [(i, _sample_seed(self.seed, self.epoch, i)) for i in chunk]
+
+    def __len__(self) -> int:
+        per_rank = math.ceil(self.num_samples / self.world_size)
+        return per_rank // self.batch_size if self.drop_last else math.ceil(per_rank / self.batch_size)
+
+
+def _sample_seed(seed: int, epoch: int, index: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+
+
+class SeededDataset:
+    """Wraps a dataset so that item ``(index, seed)`` seeds ``random``/``np.random`` first."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item):
+        if isinstance(item, tuple):
+            index, seed = item
+            random.seed(seed)
+            np.random.seed(seed)
+            return self.dataset[index]
+        return self.dataset[item]
+
+
+def default_collate(samples: Sequence[dict]) -> dict[str, Any]:
+    """Stack same-shaped arrays per key; keep ragged values (boxes, strings) as lists."""
+    batch: dict[str, Any] = {}
+    for key in samples[0]:
+        values = [s[key] for s in samples]
+        if isinstance(values[0], (np.ndarray, np.generic, int, float)) and not isinstance(values[0], bool):
+            arrays = [np.asarray(v) for v in values]
+            if all(a.shape == arrays[0].shape for a in arrays):
+                batch[key] = np.stack(arrays)
+                continue
+        batch[key] = values
+    return batch
+
+
+def to_tensors(batch: dict[str, Any]) -> dict[str, Any]:
+    """numpy arrays -> paddle tensors (lists of arrays -> lists of tensors); other values unchanged."""
+    import paddle
+
+    def convert(value):
+        if isinstance(value, np.ndarray) and value.dtype != object:
+            return paddle.to_tensor(value)
+        if isinstance(value, list) and value and isinstance(value[0], np.ndarray):
+            return [paddle.to_tensor(v) for v in value]
+        return value
+
+    return {k: convert(v) for k, v in batch.items()}
+
+
+def build_loader(dataset, sampler: EpochBatchSampler | None, batch_size: int, collate: Callable,
+                 num_workers: int):
+    """A paddle DataLoader over ``SeededDataset(dataset)`` (eval loaders pass ``sampler=None``)."""
+    import paddle
+
+    if sampler is None:
+        sampler = EpochBatchSampler(len(dataset), batch_size, shuffle=False, drop_last=False)
+    return paddle.io.DataLoader(SeededDataset(dataset), batch_sampler=sampler, collate_fn=collate,
+                                num_workers=num_workers, persistent_workers=num_workers > 0,
+                                use_shared_memory=False)
