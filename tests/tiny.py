@@ -79,7 +79,7 @@ class TinyTask(Task):
     models = MODELS
     datasets = DATASETS
 
-    def build_metric(self, cfg):
+    def build_metric(self, cfg, dataset):
         return Accuracy()
 
 

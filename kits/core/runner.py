@@ -28,6 +28,8 @@ def dry_run(cfg: Config, task: Task) -> dict:
     """Validate, build everything and push one batch through the model; no update is made."""
     from .trainer import Trainer
 
+    cfg = Config(dict(cfg), path=cfg.path, origins=cfg.origins)
+    cfg["trainer"] = {**cfg.get("trainer", {}), "num_workers": 0}  # data errors surface here, not in a worker
     trainer = Trainer(cfg, task)
     batch = to_tensors(next(iter(trainer.train_loader)))
     losses = trainer._forward_loss(batch)
@@ -73,8 +75,9 @@ def evaluate(cfg: Config, task: Task, weights: str | os.PathLike | None = None) 
     val_set = task.build_dataset(cfg, "val")
     if val_set is None:
         raise ConfigError(f"{cfg.path}: evaluation needs a 'val_dataset' section")
-    loader = build_loader(val_set, None, tc.eval_batch_size or tc.batch_size, task.collate, tc.num_workers)
-    metric = task.build_metric(cfg)
+    loader = build_loader(val_set, None, tc.eval_batch_size or tc.batch_size, task.collate_for(val_set),
+                          tc.num_workers)
+    metric = task.build_metric(cfg, val_set)
     if metric is None:
         raise ConfigError(f"the '{task.name}' task defines no metric")
     metrics = evaluate_model(net, loader, metric)

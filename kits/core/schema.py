@@ -155,9 +155,22 @@ def _check_node(cfg: Config, path: str, node: Any, registries: list[Registry],
         if key not in valid and not open_ended:
             raise ConfigError(f"{cfg.origin(sub)}: unknown key '{sub}' for {node['type']}."
                               f"{did_you_mean(key, valid)} Valid keys: {', '.join(sorted(valid))}")
-        if isinstance(value, Mapping) and "type" in value and _find(registries, value["type"]) is not None:
-            _check_node(cfg, sub, value, registries, set(), set())
+        _check_children(cfg, sub, value, registries)
     _check_required(cfg, path, node, target, injected)
+
+
+def _check_children(cfg: Config, path: str, value: Any, registries: list[Registry]) -> None:
+    """Recurse into nested components: a ``{type: ...}`` dict, or a list of them (transforms)."""
+    items = [(path, value)] if isinstance(value, Mapping) else \
+        [(f"{path}[{i}]", v) for i, v in enumerate(value)] if isinstance(value, list) else []
+    for sub, item in items:
+        if isinstance(item, Mapping) and "type" in item:
+            if _find(registries, item["type"]) is None and isinstance(value, list):
+                names = sorted({n for reg in registries for n in reg.names()})
+                raise ConfigError(f"{cfg.origin(path)}: unknown type '{item['type']}' in '{sub}'."
+                                  f"{did_you_mean(item['type'], names)}")
+            if _find(registries, item["type"]) is not None:
+                _check_node(cfg, sub, item, registries, set(), set())
 
 
 def _check_required(cfg: Config, path: str, node: Mapping, target, injected: set[str]) -> None:

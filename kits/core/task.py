@@ -71,7 +71,12 @@ class Task:
     def collate(self, samples: list[dict]) -> dict[str, Any]:
         return default_collate(samples)
 
-    def build_metric(self, cfg: Config) -> Metric | None:
+    def collate_for(self, dataset):
+        """A dataset's own ``collate`` (it knows its batch transforms), else the task's."""
+        return getattr(dataset, "collate", None) or self.collate
+
+    def build_metric(self, cfg: Config, dataset) -> Metric | None:
+        """The metric for ``dataset`` (which holds the ground truth and class names)."""
         return None
 
     def deploy_spec(self, cfg: Config, model) -> dict:

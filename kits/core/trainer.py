@@ -78,9 +78,7 @@ class Trainer:
     def _load_pretrained(self) -> None:
         source = self.cfg.get("pretrained")
         if source:
-            report = load_into(self.net, source)
-            if self.is_main:
-                log.info("pretrained '%s': %s", source, report.summary())
+            load_into(self.net, source)  # logs what was loaded and skipped
 
     def _build_data(self) -> None:
         tc = self.tc
@@ -92,12 +90,12 @@ class Trainer:
         if len(self.sampler) < tc.grad_accum:
             raise ConfigError(f"the training set ({len(self.train_set)} samples) is smaller than one update "
                               f"(batch_size {tc.batch_size} x grad_accum {tc.grad_accum} x {self.world} ranks)")
-        self.train_loader = build_loader(self.train_set, self.sampler, tc.batch_size, self.task.collate,
-                                         tc.num_workers)
+        self.train_loader = build_loader(self.train_set, self.sampler, tc.batch_size,
+                                         self.task.collate_for(self.train_set), tc.num_workers)
         self.val_loader = None
         if self.val_set is not None:
             self.val_loader = build_loader(self.val_set, None, tc.eval_batch_size or tc.batch_size,
-                                           self.task.collate, tc.num_workers)
+                                           self.task.collate_for(self.val_set), tc.num_workers)
         self.steps_per_epoch = len(self.sampler) // tc.grad_accum
         self.total_steps = tc.iters if tc.iters is not None else tc.epochs * self.steps_per_epoch
 
@@ -296,8 +294,10 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         """Run the task metric over the validation set with the evaluation weights."""
-        metric = self.task.build_metric(self.cfg)
-        if metric is None or self.val_loader is None:
+        if self.val_loader is None:
+            return {}
+        metric = self.task.build_metric(self.cfg, self.val_set)
+        if metric is None:
             return {}
         with self._eval_weights():
             return evaluate_model(self.net, self.val_loader, metric)

@@ -73,3 +73,27 @@ def test_class_count_mismatch(tmp_path):
     cfg = cfg_with(tmp_path, model__num_classes=3, val_dataset__num_classes=5)
     with pytest.raises(ConfigError, match="val_dataset.num_classes=5 but model.num_classes=3"):
         TinyTask().validate(cfg)
+
+
+def test_lists_of_components_are_checked(tmp_path):
+    from kits.core import Registry
+    from kits.core.schema import check_component
+
+    reg = Registry("t")
+
+    @reg.register
+    class Outer:
+        def __init__(self, steps=()):
+            pass
+
+    @reg.register
+    class Flip:
+        def __init__(self, prob=0.5):
+            pass
+
+    cfg = Config({"model": {"type": "Outer", "steps": [{"type": "Flip", "prob": 1.0}, {"type": "Flp"}]}}, path="x.yml")
+    with pytest.raises(ConfigError, match=r"unknown type 'Flp' in 'model.steps\[1\]'. Did you mean 'Flip'"):
+        check_component(cfg, "model", [reg])
+    cfg["model"]["steps"] = [{"type": "Flip", "prb": 1.0}]
+    with pytest.raises(ConfigError, match=r"unknown key 'model.steps\[0\].prb' for Flip"):
+        check_component(cfg, "model", [reg])

@@ -1,0 +1,42 @@
+# Everything runs inside .venv, created and filled from pyproject.toml (the one place with pins).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+EXTRAS := train,onnx,openvino,mnn,ncnn,detection,nlp,dev
+export OMP_NUM_THREADS ?= 2
+export GLOG_minloglevel ?= 2
+export PIP_DISABLE_PIP_VERSION_CHECK = 1
+
+.PHONY: setup test test-all demo bench env clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip>=24" "setuptools>=68" wheel
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	$(PY) -m pip install -q --no-deps $$($(PY) -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['tool']['paddlekits']['no-deps']))")
+	$(PY) tools/env_check.py
+	touch $(STAMP)
+
+## the default test run (CI): everything but tests marked slow
+test: setup
+	$(PY) -m pytest
+
+## every test, slow ones included
+test-all: setup
+	$(PY) -m pytest -m "slow or not slow"
+
+## the main job end to end on bundled defaults
+demo: setup
+	$(PY) tools/demo.py
+
+bench: setup
+	$(PY) benchmarks/trainer_overhead.py
+
+env: setup
+	$(PY) tools/env_check.py
+
+clean:
+	rm -rf $(VENV) output build *.egg-info
