@@ -142,8 +142,32 @@ def save_state(state: Mapping[str, object], path: str | os.PathLike, metadata: M
     arrays = {k: np.ascontiguousarray(_to_numpy(v)) for k, v in state.items()}
     path = Path(path)
     with atomic_path(path) as tmp:
-        save_file(arrays, str(tmp), metadata=dict(metadata or {}))
+        save_file(arrays, str(tmp), metadata={str(k): str(v) for k, v in (metadata or {}).items()})
+        _sort_header_metadata(tmp)
     return path
+
+
+def _sort_header_metadata(path: Path) -> None:
+    """Rewrite the header with sorted metadata in place.
+
+    safetensors writes metadata in hash order, so the same weights would get a new sha256 on every
+    write; sorted, a conversion is byte-for-byte reproducible. The header keeps its length (JSON
+    allows the trailing spaces safetensors itself pads with).
+    """
+    import json
+    import struct
+
+    with open(path, "r+b") as fh:
+        size = struct.unpack("<Q", fh.read(8))[0]
+        header = json.loads(fh.read(size))
+        if "__metadata__" not in header:
+            return
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+        text = json.dumps(header, separators=(",", ":")).encode()
+        if len(text) > size:
+            raise CheckpointError(f"cannot canonicalise the safetensors header of {path}")
+        fh.seek(8)
+        fh.write(text.ljust(size, b" "))
 
 
 def _to_numpy(value: object) -> np.ndarray:

@@ -67,7 +67,8 @@ def _sample_images() -> list[np.ndarray]:
     import cv2
 
     paths = []
-    for module, rel in (("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"), ("sklearn", "datasets/images/flower.jpg")):
+    samples = (("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"), ("sklearn", "datasets/images/flower.jpg"))
+    for module, rel in samples:
         try:
             root = Path(__import__(module).__file__).parent
         except ImportError:

@@ -1,0 +1,1 @@
+"""Semantic segmentation kit: models, pretrained weights and (later) data, training and export."""
