@@ -1,0 +1,204 @@
+"""``export()``: trace a model once, write every requested format and a self-describing deploy.yml."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import yaml
+
+from kits.core.errors import ConfigError, did_you_mean
+from kits.core.fileio import atomic_path, sha256sum
+from kits.deploy.errors import SpecError
+from kits.deploy.spec import SPEC_FILE, SPEC_VERSION, check_ops, load_spec
+
+from .formats import Job, plan
+
+log = logging.getLogger(__name__)
+
+SPEC_KEYS = ("task", "preprocess", "postprocess", "labels", "outputs", "example_shapes", "input_ranges",
+             "config_hash")
+DYNAMIC_DIM = 32       # example size of a dynamic non-batch dimension when the spec gives none
+PARITY_TOLERANCE = 1e-4
+
+
+class ExportResult(dict):
+    """format -> main model file; ``deploy_file``, ``parity`` (engine -> max abs diff) and ``notes``."""
+
+    def __init__(self, paths: dict[str, Path], deploy_file: Path, parity: dict[str, float], notes: list[str]):
+        super().__init__(paths)
+        self.deploy_file, self.parity, self.notes = deploy_file, parity, notes
+
+
+def export(model, spec: dict, out_dir: str | Path, formats: Iterable[str] | str = ("onnx",),
+           options: dict | None = None) -> ExportResult:
+    """Export ``model.export_forward`` (traced with ``model.input_spec()``) to ``formats`` in ``out_dir``.
+
+    ``spec`` holds what the runtime needs beside the graph: ``preprocess`` / ``postprocess`` op lists,
+    ``labels``, ``task``, optional ``outputs`` names, ``example_shapes`` / ``input_ranges`` per input
+    (for dynamic dims and integer inputs) and ``config_hash``. ``options`` maps a format to its options.
+    """
+    steps = plan(formats, options)
+    spec = check_spec(spec)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SPEC_FILE).unlink(missing_ok=True)  # a failed re-export must not leave a stale, valid-looking dir
+    was_training = getattr(model, "training", False)
+    model.eval()
+    try:
+        job = make_job(model, spec, out)
+        reference, example = reference_outputs(job)
+        job.outputs = output_names(spec, len(reference))
+        exporters = [(name, fmt.exporter(**opts)) for name, fmt, opts in steps]
+        for _, exporter in exporters:
+            exporter.check(job)
+        artifacts = {}
+        for name, exporter in exporters:
+            log.debug("exporting %s", name)
+            artifacts[name] = exporter.run(job)
+            job.files[name] = artifacts[name].files
+        parity = onnx_parity(job, example, reference)
+        deploy_file = write_deploy_yml(job, spec, steps, artifacts, parity)
+    finally:
+        if was_training:
+            model.train()
+    paths = {name: a.files[0] for name, a in artifacts.items()}
+    return ExportResult(paths, deploy_file, parity, job.notes)
+
+
+def check_spec(spec: dict | None) -> dict:
+    spec = dict(spec or {})
+    for key in spec:
+        if key not in SPEC_KEYS:
+            raise ConfigError(f"unknown deploy spec key '{key}'.{did_you_mean(key, SPEC_KEYS)} "
+                              f"Valid keys: {', '.join(SPEC_KEYS)}")
+    try:
+        check_ops(spec.get("preprocess") or [], spec.get("postprocess") or [])
+    except SpecError as exc:
+        raise ConfigError(f"deploy spec: {exc}") from None
+    return spec
+
+
+def make_job(model, spec: dict, out: Path) -> Job:
+    input_spec = list(model.input_spec())
+    inputs = []
+    for i, item in enumerate(input_spec):
+        if not item.name:
+            raise ConfigError(f"{type(model).__name__}.input_spec()[{i}] needs a name (InputSpec(..., name=...))")
+        shape = [-1 if d is None or d < 0 else int(d) for d in item.shape]
+        default = [d if d >= 0 else (1 if k == 0 else DYNAMIC_DIM) for k, d in enumerate(shape)]
+        example = list((spec.get("example_shapes") or {}).get(item.name, default))
+        if len(example) != len(shape) or any(s >= 0 and s != e for s, e in zip(shape, example)):
+            raise ConfigError(f"example_shapes.{item.name}={example} does not fit the input shape {shape}")
+        rng = (spec.get("input_ranges") or {}).get(item.name)
+        inputs.append({"name": item.name, "dtype": str(item.dtype).replace("paddle.", ""), "shape": shape,
+                       "example_shape": example, "range": list(rng) if rng else None})
+    return Job(model, input_spec, out, inputs, [])
+
+
+def example_inputs(inputs: list[dict], seed: int = 0) -> list[np.ndarray]:
+    """Random inputs; batch 2 where the batch dim is dynamic, so the check exercises it."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for info in inputs:
+        shape = list(info["example_shape"])
+        if info["shape"][0] < 0:
+            shape[0] = 2
+        if info["dtype"].startswith("float"):
+            arrays.append(rng.standard_normal(shape).astype(info["dtype"]))
+        else:
+            low, high = info["range"] or (0, 2)
+            arrays.append(rng.integers(low, high, size=shape).astype(info["dtype"]))
+    return arrays
+
+
+def reference_outputs(job: Job) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Run the dygraph model once: output count and names, and the reference for the parity check."""
+    import paddle
+
+    example = example_inputs(job.inputs)
+    with paddle.no_grad():
+        outs = job.model.export_forward(*[paddle.to_tensor(a) for a in example])
+    outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+    reference = [o.numpy() for o in outs]
+    return reference, example
+
+
+def output_names(spec: dict, count: int) -> list[str]:
+    names = list(spec.get("outputs") or [f"output_{i}" for i in range(count)])
+    if len(names) != count:
+        raise ConfigError(f"deploy spec names {len(names)} outputs {names}, but export_forward returns {count}")
+    return names
+
+
+def onnx_parity(job: Job, example: list[np.ndarray], reference: list[np.ndarray]) -> dict[str, float]:
+    if "onnx" not in job.files:
+        return {}
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        job.notes.append("parity not checked: onnxruntime is not installed")
+        return {}
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(job.files["onnx"][0]), options, providers=["CPUExecutionProvider"])
+    got = session.run(None, {info["name"]: a for info, a in zip(job.inputs, example)})
+    diff = max(float(np.max(np.abs(g.astype(np.float64) - r.astype(np.float64)), initial=0))
+               for g, r in zip(got, reference))
+    if diff > PARITY_TOLERANCE:
+        job.notes.append(f"onnx parity: max abs diff {diff:.3g} against paddle exceeds {PARITY_TOLERANCE}")
+        log.warning(job.notes[-1])
+    return {"onnxruntime": diff}
+
+
+def _versions(names: list[str]) -> dict[str, str]:
+    found = {}
+    for dist in dict.fromkeys(names):
+        try:
+            found[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+class _Dumper(yaml.SafeDumper):
+    """Short lists of numbers and strings (shapes, mean/std) on one line."""
+
+
+def _represent_list(dumper, data):
+    flow = len(data) <= 16 and all(isinstance(v, (int, float, str, type(None))) for v in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_Dumper.add_representer(list, _represent_list)
+
+
+def write_deploy_yml(job: Job, spec: dict, steps, artifacts: dict, parity: dict) -> Path:
+    models: dict[str, Any] = {}
+    for name, fmt, opts in steps:
+        art = artifacts[name]
+        models[name] = {"engine": fmt.engine, "files": [p.name for p in art.files], "precision": art.precision,
+                        "sha256": {p.name: sha256sum(p) for p in art.files}, "options": opts, **art.info}
+    tools = [t for name, fmt, _ in steps for t in fmt.tools] + (["onnxruntime"] if parity else [])
+    data = {
+        "format_version": SPEC_VERSION,
+        "task": spec.get("task", ""),
+        "inputs": job.inputs,
+        "outputs": job.outputs,
+        "preprocess": spec.get("preprocess") or [],
+        "postprocess": spec.get("postprocess") or [],
+        "labels": list(spec["labels"]) if spec.get("labels") is not None else None,
+        "models": models,
+        "source": {"config_hash": spec.get("config_hash")},
+        "versions": _versions(tools),
+        "parity": {k: float(v) for k, v in parity.items()},
+        "notes": job.notes,
+    }
+    path = job.out_dir / SPEC_FILE
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    load_spec(job.out_dir)  # what the runtime will read must validate
+    return path
