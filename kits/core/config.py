@@ -58,6 +58,13 @@ class Config(dict):
     def to_yaml(self) -> str:
         return yaml.safe_dump(_plain(self), sort_keys=False, allow_unicode=True)
 
+    def sha256(self) -> str:
+        """A hash of the resolved config (key order ignored), recorded in exports and checkpoints."""
+        import hashlib
+
+        text = yaml.safe_dump(_plain(self), sort_keys=True, allow_unicode=True)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):

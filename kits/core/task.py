@@ -80,5 +80,11 @@ class Task:
         return None
 
     def deploy_spec(self, cfg: Config, model) -> dict:
-        """Pre/post-processing and labels written to ``deploy.yml`` by the exporter."""
-        return {}
+        """What the runtime needs beside the graph, written to ``deploy.yml`` by the exporter.
+
+        Keys: ``task``, ``preprocess`` / ``postprocess`` (lists of ``{type: Op, ...}`` that
+        ``kits.deploy.ops`` implements), ``labels``, optional ``outputs`` (names of the exported
+        outputs), ``example_shapes`` / ``input_ranges`` (per input, for dynamic dims and integer
+        inputs) and ``config_hash`` (``cfg.sha256()``).
+        """
+        return {"config_hash": cfg.sha256()}
