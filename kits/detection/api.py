@@ -1,0 +1,102 @@
+"""The detection kit's public API.
+
+    from kits import detection as det
+    det.train("configs/detection/picodet_s_416_roadsign.yml")
+    model = det.load_model("configs/detection/picodet_s_416_roadsign.yml", "output/picodet_roadsign/best_model.safetensors")
+    results = det.predict(model, ["road0.jpg"])
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from kits.core import runner
+from kits.core.config import Config
+from kits.core.pretrained import list_weights, load_into
+
+from .data import COCODetection, VOCDetection, read_image
+from .models import PicoDet
+from .models.postprocess import postprocess
+from .pretrained import coco_names
+from .registry import MODELS, TRANSFORMS
+from .task import DetectionTask
+
+__all__ = [
+    "train", "evaluate", "predict", "load_model", "list_models", "list_pretrained", "visualize",
+    "DetectionTask", "PicoDet", "VOCDetection", "COCODetection", "postprocess", "coco_names",
+    "MODELS", "TRANSFORMS",
+]
+
+
+def _cfg(config, overrides: Iterable[str] = ()) -> Config:
+    return runner.as_config(config, overrides)
+
+
+def train(config: str | os.PathLike | Config | dict, overrides: Iterable[str] = (), resume=None,
+          dry_run: bool = False) -> dict:
+    """Train (or with ``dry_run`` only validate and build) from a config; returns a summary dict."""
+    cfg = _cfg(config, overrides)
+    if dry_run:
+        return runner.dry_run(cfg, DetectionTask())
+    return runner.train(cfg, DetectionTask(), resume=resume)
+
+
+def evaluate(config, weights: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> dict:
+    """COCO mAP / AP50 / AP75 / per-class AP and VOC mAP on the config's ``val_dataset``."""
+    return runner.evaluate(_cfg(config, overrides), DetectionTask(), weights=weights)
+
+
+def load_model(config, weights: str | os.PathLike | None = None, overrides: Iterable[str] = ()):
+    """Build the config's model in eval mode with ``weights`` (default: the config's ``pretrained``)."""
+    cfg = _cfg(config, overrides)
+    task = DetectionTask()
+    task.validate(cfg)
+    model = task.build_model(cfg)
+    source = weights or cfg.get("pretrained")
+    if source:
+        load_into(model, str(source), strict=bool(weights))
+    model.eval()
+    return model
+
+
+def list_models() -> list[str]:
+    return MODELS.names()
+
+
+def list_pretrained() -> list[str]:
+    return [n for n in list_weights() if n.startswith("picodet")]
+
+
+def predict(model, images: Sequence[str | os.PathLike | np.ndarray], score_threshold: float = 0.3,
+            mean=(103.53, 116.28, 123.675), std=(57.375, 57.12, 58.395)) -> list[np.ndarray]:
+    """Detections per image as [K, 6] arrays (class, score, x1, y1, x2, y2) in original pixels."""
+    import paddle
+
+    h, w = model.input_size
+    results = []
+    for image in images:
+        img = read_image(Path(image)) if not isinstance(image, np.ndarray) else image
+        x = (cv2.resize(img, (w, h)).astype(np.float32) - np.float32(mean)) / np.float32(std)
+        with paddle.no_grad():
+            out = model({"image": paddle.to_tensor(x.transpose(2, 0, 1)[None])})
+        dets = postprocess(out["cls_scores"], out["reg_dists"], (h, w), [img.shape[:2]])[0]
+        results.append(dets[dets[:, 1] >= score_threshold])
+    return results
+
+
+def visualize(image: np.ndarray, detections: np.ndarray, class_names: Sequence[str] = ()) -> np.ndarray:
+    """Draw [K, 6] detections on a copy of a BGR image."""
+    canvas = image.copy()
+    for cls, score, x1, y1, x2, y2 in detections:
+        color = tuple(int(c) for c in np.random.default_rng(int(cls)).integers(64, 256, 3))
+        p1, p2 = (int(x1), int(y1)), (int(x2), int(y2))
+        cv2.rectangle(canvas, p1, p2, color, 2)
+        name = class_names[int(cls)] if int(cls) < len(class_names) else str(int(cls))
+        cv2.putText(canvas, f"{name} {score:.2f}", (p1[0], max(p1[1] - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.5, color, 1, cv2.LINE_AA)
+    return canvas

@@ -1,0 +1,135 @@
+"""Detection metrics: COCO mAP through pycocotools, and VOC mAP (11-point and area)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from kits.core.task import Metric
+
+from .models.postprocess import postprocess
+
+COCO_NAMES = ("mAP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large")
+
+
+def coco_ground_truth(records, class_names: Sequence[str]) -> dict:
+    """A COCO-format GT dict from dataset records (image ids are the dataset indices)."""
+    images, annotations = [], []
+    for index, rec in enumerate(records):
+        images.append({"id": index, "width": rec.width, "height": rec.height, "file_name": str(rec.image)})
+        for box, cls, hard in zip(rec.boxes, rec.classes, rec.difficult):
+            w, h = float(box[2] - box[0]), float(box[3] - box[1])
+            annotations.append({"id": len(annotations) + 1, "image_id": index, "category_id": int(cls),
+                                "bbox": [float(box[0]), float(box[1]), w, h], "area": w * h,
+                                "iscrowd": int(bool(hard))})  # difficult boxes neither help nor hurt
+    return {"images": images, "annotations": annotations,
+            "categories": [{"id": i, "name": n} for i, n in enumerate(class_names)]}
+
+
+def coco_evaluate(gt: dict, detections: Mapping[int, np.ndarray], per_class: bool = True) -> dict[str, float]:
+    """COCO box AP of ``{image_id: [K, 6] (class, score, x1, y1, x2, y2)}`` against ``gt``."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    results = [{"image_id": int(i), "category_id": int(d[0]), "score": float(d[1]),
+                "bbox": [float(d[2]), float(d[3]), float(d[4] - d[2]), float(d[5] - d[3])]}
+               for i, dets in detections.items() for d in dets]
+    if not results:
+        return {name: 0.0 for name in COCO_NAMES}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = gt
+        coco_gt.createIndex()
+        coco_dt = coco_gt.loadRes(results)
+        evaluator = COCOeval(coco_gt, coco_dt, "bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    metrics = {name: max(float(v), 0.0) for name, v in zip(COCO_NAMES, evaluator.stats[:6])}
+    if per_class:
+        precision = evaluator.eval["precision"]  # [iou, recall, class, area, max_dets]
+        for k, cat in enumerate(gt["categories"]):
+            p50 = precision[0, :, k, 0, -1]
+            p_all = precision[:, :, k, 0, -1]
+            metrics[f"AP50/{cat['name']}"] = float(p50[p50 > -1].mean()) if (p50 > -1).any() else 0.0
+            metrics[f"mAP/{cat['name']}"] = float(p_all[p_all > -1].mean()) if (p_all > -1).any() else 0.0
+    return metrics
+
+
+def voc_ap(recall: np.ndarray, precision: np.ndarray, eleven_point: bool) -> float:
+    if eleven_point:
+        return float(np.mean([precision[recall >= t].max() if (recall >= t).any() else 0.0
+                              for t in np.linspace(0, 1, 11)]))
+    r = np.concatenate([[0.0], recall, [1.0]])
+    p = np.concatenate([[0.0], precision, [0.0]])
+    p = np.maximum.accumulate(p[::-1])[::-1]
+    idx = np.nonzero(r[1:] != r[:-1])[0]
+    return float(np.sum((r[idx + 1] - r[idx]) * p[idx + 1]))
+
+
+def _iou_one(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    lt = np.maximum(box[:2], boxes[:, :2])
+    rb = np.minimum(box[2:], boxes[:, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
+    union = np.prod(box[2:] - box[:2]) + np.prod(boxes[:, 2:] - boxes[:, :2], axis=1) - inter
+    return inter / np.maximum(union, 1e-9)
+
+
+def voc_evaluate(records, detections: Mapping[int, np.ndarray], num_classes: int, iou: float = 0.5,
+                 eleven_point: bool = False) -> float:
+    """VOC mAP at ``iou``; difficult ground truth is ignored (neither TP nor FP)."""
+    aps = []
+    for c in range(num_classes):
+        gts = {i: (r.boxes[r.classes == c], r.difficult[r.classes == c]) for i, r in enumerate(records)}
+        n_pos = sum(int((~hard).sum()) for _, hard in gts.values())
+        dets = [(i, d) for i, ds in detections.items() for d in ds if int(d[0]) == c]
+        if n_pos == 0:
+            continue
+        dets.sort(key=lambda x: -x[1][1])
+        used = {i: np.zeros(len(g[0]), bool) for i, g in gts.items()}
+        tp, fp = np.zeros(len(dets)), np.zeros(len(dets))
+        for k, (i, d) in enumerate(dets):
+            boxes, hard = gts[i]
+            if len(boxes) == 0:
+                fp[k] = 1
+                continue
+            ious = _iou_one(d[2:6], boxes)
+            j = int(ious.argmax())
+            if ious[j] < iou:
+                fp[k] = 1
+            elif not hard[j]:
+                tp[k], fp[k] = (0, 1) if used[i][j] else (1, 0)
+                used[i][j] = True
+        tp, fp = np.cumsum(tp), np.cumsum(fp)
+        aps.append(voc_ap(tp / n_pos, tp / np.maximum(tp + fp, 1e-9), eleven_point))
+    return float(np.mean(aps)) if aps else 0.0
+
+
+class DetectionMetric(Metric):
+    """Decodes raw PicoDet outputs per batch and scores them with COCO and VOC mAP at the end."""
+
+    def __init__(self, dataset, postprocess_cfg: Mapping | None = None):
+        self.records, self.class_names = dataset.records, dataset.class_names
+        self.post = dict(postprocess_cfg or {})
+        self.gt = coco_ground_truth(self.records, self.class_names)
+        self.reset()
+
+    def reset(self) -> None:
+        self.detections: dict[int, np.ndarray] = {}
+
+    def update(self, outputs: dict, batch: dict) -> None:
+        size = tuple(batch["image"].shape[2:])
+        orig = batch["orig_size"].numpy()
+        dets = postprocess(outputs["cls_scores"], outputs["reg_dists"], size, [tuple(o) for o in orig], **self.post)
+        for im_id, d in zip(batch["im_id"].numpy().tolist(), dets):
+            self.detections[int(im_id)] = d
+
+    def compute(self) -> dict[str, float]:
+        metrics = coco_evaluate(self.gt, self.detections)
+        metrics["VOC_mAP50"] = voc_evaluate(self.records, self.detections, len(self.class_names))
+        metrics["VOC_mAP50_11pt"] = voc_evaluate(self.records, self.detections, len(self.class_names),
+                                                 eleven_point=True)
+        return metrics
