@@ -252,5 +252,5 @@ class SegmentationMask:
         ctx.result["mask"] = mask
 
 
-# Kit-specific op modules (one import line each), e.g. GFL decoding + multi-class NMS for detection:
-# from . import detection_ops  # noqa: E402,F401
+# Kit-specific op modules (one import line each) register themselves here:
+from . import detection_ops  # noqa: E402,F401  (GFL decoding + multi-class NMS)

@@ -21,13 +21,13 @@ from kits.core.pretrained import list_weights, load_into
 
 from .data import COCODetection, VOCDetection, read_image
 from .models import PicoDet
-from .models.postprocess import postprocess
+from kits.deploy.detection_ops import postprocess
 from .pretrained import coco_names
 from .registry import MODELS, TRANSFORMS
 from .task import DetectionTask
 
 __all__ = [
-    "train", "evaluate", "predict", "load_model", "list_models", "list_pretrained", "visualize",
+    "train", "evaluate", "export", "predict", "load_model", "list_models", "list_pretrained", "visualize",
     "DetectionTask", "PicoDet", "VOCDetection", "COCODetection", "postprocess", "coco_names",
     "MODELS", "TRANSFORMS",
 ]
@@ -62,6 +62,17 @@ def load_model(config, weights: str | os.PathLike | None = None, overrides: Iter
         load_into(model, str(source), strict=bool(weights))
     model.eval()
     return model
+
+
+def export(config, weights: str | os.PathLike | None = None, formats: Sequence[str] = ("onnx",),
+           output: str | os.PathLike | None = None, options: dict | None = None, overrides: Iterable[str] = ()):
+    """Export the model with ``weights`` to inference formats plus ``deploy.yml`` (see kits.export)."""
+    from kits.export import export as run_export
+
+    cfg = _cfg(config, overrides)
+    model = load_model(cfg, weights)
+    out = Path(output) if output else Path(cfg["trainer"]["output_dir"]) / "export"
+    return run_export(model, DetectionTask().deploy_spec(cfg, model), out, formats, options)
 
 
 def list_models() -> list[str]:

@@ -10,7 +10,7 @@ import numpy as np
 
 from kits.core.task import Metric
 
-from .models.postprocess import postprocess
+from kits.deploy.detection_ops import postprocess
 
 COCO_NAMES = ("mAP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large")
 

@@ -28,18 +28,27 @@ class DetectionTask(Task):
         norm = next((t for t in cfg.get_path("val_dataset.transforms", []) if t.get("type") == "Normalize"), {})
         post = {"type": "PicoDetPostprocess", "strides": list(model.head.strides), "reg_max": model.head.reg_max,
                 **{k: v for k, v in (cfg.get("export") or {}).get("postprocess", {}).items() if k in POSTPROCESS_KEYS}}
-        names = _class_names(cfg, model)
-        return {"task": "detection", "input_size": [h, w],
-                "preprocess": [{"type": "Resize", "size": [h, w], "keep_ratio": False},
-                               {"type": "Normalize", "mean": norm.get("mean", [103.53, 116.28, 123.675]),
-                                "std": norm.get("std", [57.375, 57.12, 58.395]), "to_rgb": False},
-                               {"type": "ToCHW"}],
-                "postprocess": [post], "labels": names}
+        levels = len(model.head.strides)
+        return {"task": "detection", "config_hash": cfg.sha256(), "labels": class_names(cfg, model),
+                "outputs": [f"scores_{i}" for i in range(levels)] + [f"dists_{i}" for i in range(levels)],
+                "preprocess": [{"type": "DecodeImage", "to_rgb": False},
+                               {"type": "Resize", "size": [h, w], "keep_ratio": False},
+                               {"type": "Normalize", "mean": list(norm.get("mean", [103.53, 116.28, 123.675])),
+                                "std": list(norm.get("std", [57.375, 57.12, 58.395])), "scale": 1.0},
+                               {"type": "HWC2CHW"}],
+                "postprocess": [post]}
 
 
-def _class_names(cfg, model) -> list[str]:
+def class_names(cfg, model) -> list[str]:
+    """The label list of the config's dataset; COCO names for an 80-class model without one."""
+    from pathlib import Path
+
+    from .data.records import read_label_list
+    from .pretrained import coco_names
+
     section = cfg.get("val_dataset") or cfg.get("train_dataset") or {}
-    try:
-        return DATASETS.build({**section, "transforms": [], "batch_transforms": []}).class_names
-    except Exception:  # the data may not be on the exporting machine: fall back to numbers
-        return [str(i) for i in range(model.num_classes)]
+    if "label_list" in section or section.get("type") == "VOCDetection":
+        return read_label_list(Path(section["root"]) / section.get("label_list", "label_list.txt"))
+    if model.num_classes == 80:
+        return coco_names()
+    return [str(i) for i in range(model.num_classes)]

@@ -2,6 +2,6 @@
 
 from . import assigner, csp_pan, esnet, losses, pico_head, picodet  # noqa: F401  (registration)
 from .picodet import PicoDet
-from .postprocess import multiclass_nms, postprocess
+from kits.deploy.detection_ops import multiclass_nms, postprocess
 
 __all__ = ["PicoDet", "multiclass_nms", "postprocess"]

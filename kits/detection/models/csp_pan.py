@@ -73,7 +73,8 @@ class CSPPAN(nn.Layer):
         inner = [feats[-1]]
         # top_down[i] merges level i with the one above it (coarse levels are processed first).
         for i in range(len(feats) - 2, -1, -1):
-            up = F.interpolate(inner[0], scale_factor=2, mode="nearest")
+            # size, not scale_factor: paddle2onnx cannot convert PIR's scale attribute of nearest_interp
+            up = F.interpolate(inner[0], size=paddle.shape(feats[i])[2:], mode="nearest")
             inner.insert(0, self.top_down[i](paddle.concat([up, feats[i]], axis=1)))
         outs = [inner[0]]
         for i in range(len(feats) - 1):

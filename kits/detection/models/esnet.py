@@ -37,7 +37,7 @@ class ESBlock(nn.Layer):
         keep, branch = paddle.split(x, 2, axis=1)
         branch = self.pw(branch)
         branch = self.linear(self.se(paddle.concat([branch, self.dw(branch)], axis=1)))
-        return F.channel_shuffle(paddle.concat([keep, branch], axis=1), 2)
+        return channel_shuffle(paddle.concat([keep, branch], axis=1), 2)
 
 
 class ESBlockDown(nn.Layer):
@@ -101,3 +101,11 @@ class ESNet(nn.Layer):
             x = stage(x)
             outs.append(x)
         return outs
+
+
+def channel_shuffle(x, groups: int):
+    """Interleave channel groups with reshape/transpose: paddle2onnx has no converter for
+    paddle's fused ``channel_shuffle`` op, and this form exports to every engine."""
+    shape = paddle.shape(x)  # a tensor, so dynamic H and W trace too
+    channels = x.shape[1]
+    return x.reshape([0, groups, channels // groups, -1]).transpose([0, 2, 1, 3]).reshape(shape)

@@ -1,7 +1,7 @@
-"""PicoDet post-processing in numpy: GFL decoding, rescaling and multi-class NMS.
+"""Detection post-processing in numpy: GFL decoding, rescaling and multi-class NMS.
 
-Works on the raw head outputs of :class:`PicoDet` (eval mode or ``export_forward``) and of its
-exported graphs alike, so deployment and training share one decoder.
+One implementation for both sides: the detection kit's evaluation decodes PicoDet's raw outputs
+with these functions, and the runtime runs them as the ``PicoDetPostprocess`` op of deploy.yml.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import math
 from typing import Sequence
 
 import numpy as np
+
+from .ops import POSTPROCESS, PostContext
 
 
 def _np(x) -> np.ndarray:
@@ -110,3 +112,30 @@ def postprocess(cls_scores: Sequence, reg_dists: Sequence, input_size: int | tup
         dets = multiclass_nms(boxes[i] * scale, scores[i], score_threshold, iou_threshold, nms_top_k, keep_top_k)
         results.append(dets)
     return results
+
+
+@POSTPROCESS.register
+class PicoDetPostprocess:
+    """Raw PicoDet outputs (score maps, then bin-logit maps, per level) -> ``boxes`` [K, 6] in
+    original-image pixels: class, score, x1, y1, x2, y2."""
+
+    def __init__(self, strides: Sequence[int] = (8, 16, 32, 64), reg_max: int = 7, cell_offset: float = 0.5,
+                 score_threshold: float = 0.025, iou_threshold: float = 0.6, nms_top_k: int = 1000,
+                 keep_top_k: int = 100):
+        self.strides, self.reg_max, self.cell_offset = tuple(strides), reg_max, cell_offset
+        self.nms = dict(score_threshold=score_threshold, iou_threshold=iou_threshold, nms_top_k=nms_top_k,
+                        keep_top_k=keep_top_k)
+
+    def __call__(self, ctx: PostContext) -> None:
+        outputs = list(ctx.outputs.values())
+        levels = len(self.strides)
+        if len(outputs) != 2 * levels:
+            raise ValueError(f"PicoDetPostprocess expects {2 * levels} outputs (scores and distributions for "
+                             f"{levels} levels), got {len(outputs)}")
+        scores = [o[None] for o in outputs[:levels]]
+        dists = [o[None] for o in outputs[levels:]]
+        size = tuple(ctx.sample["input_shape"])
+        orig = tuple(ctx.sample.get("orig_shape", size))
+        boxes = postprocess(scores, dists, size, [orig], strides=self.strides, reg_max=self.reg_max,
+                            cell_offset=self.cell_offset, **self.nms)[0]
+        ctx.result["boxes"] = boxes
