@@ -289,7 +289,7 @@ class Trainer:
         if self.is_main:
             self.export_weights(self.out / "final_model.safetensors")
             (self.out / "config.yml").write_text(self.cfg.to_yaml(), encoding="utf-8")
-            print(summary_table([(k, str(v)) for k, v in summary.items()]))
+            log.info("training finished\n%s", summary_table([(k, str(v)) for k, v in summary.items()]))
         return summary
 
     def evaluate(self) -> dict[str, float]:
