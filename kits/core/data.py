@@ -16,15 +16,20 @@ import numpy as np
 
 
 class EpochBatchSampler:
-    """Yields lists of ``(index, sample_seed)`` for one epoch; call ``set_epoch`` before each."""
+    """Yields lists of ``(index, sample_seed)`` for one epoch; call ``set_epoch`` before each.
+
+    ``order_fn`` (a dataset's ``batch_order``) may reorder the shuffled indices, e.g. to put samples
+    of similar length into the same batch.
+    """
 
     def __init__(self, num_samples: int, batch_size: int, shuffle: bool = True, drop_last: bool = True,
-                 seed: int = 0, rank: int = 0, world_size: int = 1):
+                 seed: int = 0, rank: int = 0, world_size: int = 1, order_fn=None):
         if num_samples <= 0:
             raise ValueError("the dataset is empty")
         self.num_samples, self.batch_size = num_samples, batch_size
         self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
         self.rank, self.world_size = rank, world_size
+        self.order_fn = order_fn  # dataset hook, e.g. length bucketing: (order, batch_size, seed) -> order
         self.epoch, self.skip = 0, 0
 
     def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
@@ -34,6 +39,8 @@ class EpochBatchSampler:
         order = list(range(self.num_samples))
         if self.shuffle:
             np.random.default_rng([self.seed, self.epoch]).shuffle(order)
+        if self.order_fn is not None:  # depends only on (seed, epoch), so resume stays exact
+            order = list(self.order_fn(order, self.batch_size * self.world_size, [self.seed, self.epoch]))
         per_rank = math.ceil(self.num_samples / self.world_size)
         order += order[: per_rank * self.world_size - len(order)]  # pad so ranks get equal work
         return order[self.rank::self.world_size]

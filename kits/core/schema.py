@@ -136,7 +136,7 @@ def _find(registries: list[Registry], name: str):
 
 
 def _check_node(cfg: Config, path: str, node: Any, registries: list[Registry],
-                injected: set[str], extra: set[str]) -> None:
+                injected: set[str], extra: set[str], nested: bool = False) -> None:
     if not isinstance(node, Mapping):
         raise ConfigError(f"{cfg.origin(path)}: '{path}' must be a mapping with a 'type' key, got {node!r}")
     if "type" not in node:
@@ -156,7 +156,8 @@ def _check_node(cfg: Config, path: str, node: Any, registries: list[Registry],
             raise ConfigError(f"{cfg.origin(sub)}: unknown key '{sub}' for {node['type']}."
                               f"{did_you_mean(key, valid)} Valid keys: {', '.join(sorted(valid))}")
         _check_children(cfg, sub, value, registries)
-    _check_required(cfg, path, node, target, injected)
+    if not nested:  # a parent often fills its components' sizes (in_channels, num_classes) itself
+        _check_required(cfg, path, node, target, injected)
 
 
 def _check_children(cfg: Config, path: str, value: Any, registries: list[Registry]) -> None:
@@ -170,7 +171,7 @@ def _check_children(cfg: Config, path: str, value: Any, registries: list[Registr
                 raise ConfigError(f"{cfg.origin(path)}: unknown type '{item['type']}' in '{sub}'."
                                   f"{did_you_mean(item['type'], names)}")
             if _find(registries, item["type"]) is not None:
-                _check_node(cfg, sub, item, registries, set(), set())
+                _check_node(cfg, sub, item, registries, set(), set(), nested=True)
 
 
 def _check_required(cfg: Config, path: str, node: Mapping, target, injected: set[str]) -> None:

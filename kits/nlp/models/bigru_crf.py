@@ -18,10 +18,13 @@ IGNORE_INDEX = -100
 class BiGRUCRF(nn.Layer):
     """``forward(batch)``: train -> ``{'loss'}`` (CRF NLL); eval -> ``{'tags', 'logits'}``."""
 
+    task_kind = "token_classification"
+    special_tokens = False
+
     def __init__(self, vocab_size: int, num_classes: int, embed_dim: int = 128, hidden_size: int = 128,
                  num_layers: int = 1, dropout: float = 0.1, pad_id: int = 0):
         super().__init__()
-        self.num_classes, self.pad_id = num_classes, pad_id
+        self.num_classes, self.pad_id, self.vocab_size = num_classes, pad_id, vocab_size
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
         self.gru = nn.GRU(embed_dim, hidden_size, num_layers=num_layers, direction="bidirect",
                           dropout=dropout if num_layers > 1 else 0.0)

@@ -117,6 +117,7 @@ class TransformerEncoder(nn.Layer):
                  with_pooler: bool = True, init_std: float = 0.02, pretrained: str | None = None):
         super().__init__()
         self.hidden_size, self.vocab_size, self.pad_id = hidden_size, vocab_size, pad_id
+        self.max_position = max_position
         attention_dropout = dropout if attention_dropout is None else attention_dropout
         self.embeddings = Embeddings(vocab_size, hidden_size, max_position, type_vocab_size, dropout,
                                      layer_norm_eps, pad_id)

@@ -39,14 +39,22 @@ def _build_encoder(cfg):
 
 
 class _EncoderTask(nn.Layer):
-    """Shared encoder plumbing, export signature and input spec."""
+    """Shared encoder plumbing, export signature and input spec.
+
+    ``task_kind`` names the data a model learns from (the task adapter checks it against the
+    dataset's); ``special_tokens``: inputs carry [CLS] / [SEP].
+    """
+
+    task_kind = ""
+    special_tokens = True
 
     def __init__(self, encoder):
         super().__init__()
         self.encoder = _build_encoder(encoder)
 
     def _build_head(self, head, default_type, **kwargs):
-        return HEADS.build(dict(head or {"type": default_type}), hidden_size=self.encoder.hidden_size, **kwargs)
+        # ``head`` may leave out ``type``: its keys are then options of the task's default head
+        return HEADS.build({"type": default_type, **(head or {})}, hidden_size=self.encoder.hidden_size, **kwargs)
 
     def encode(self, input_ids, token_type_ids, attention_mask):
         return self.encoder(input_ids, token_type_ids, attention_mask)
@@ -74,6 +82,8 @@ class _EncoderTask(nn.Layer):
 @MODELS.register
 class SequenceClassifier(_EncoderTask):
     """A label per text or text pair (pairs are told apart by ``token_type_ids``)."""
+
+    task_kind = "classification"
 
     def __init__(self, encoder: dict, num_classes: int = 2, head: dict | None = None, label_smoothing: float = 0.0):
         super().__init__(encoder)
@@ -107,6 +117,8 @@ class TokenClassifier(_EncoderTask):
     ``{'logits'}`` (softmax) or ``{'tags', 'logits'}`` (CRF; untagged positions are -1).
     """
 
+    task_kind = "token_classification"
+
     def __init__(self, encoder: dict, num_classes: int, use_crf: bool = False, head: dict | None = None):
         super().__init__(encoder)
         self.head = self._build_head(head, "TokenHead", num_classes=num_classes)
@@ -137,7 +149,13 @@ class TokenClassifier(_EncoderTask):
 
 @MODELS.register
 class MaskedLM(_EncoderTask):
-    """Masked-token prediction with the decoder tied to the encoder's word embeddings."""
+    """Masked-token prediction with the decoder tied to the encoder's word embeddings.
+
+    Training scores only the masked positions (labels != -100), so the vocabulary projection runs
+    on a few tokens per sequence instead of all of them.
+    """
+
+    task_kind = "masked_lm"
 
     def __init__(self, encoder: dict, head: dict | None = None):
         super().__init__(encoder)
@@ -148,8 +166,11 @@ class MaskedLM(_EncoderTask):
         return self.head(encoded, self.encoder.embeddings.word.weight)
 
     def forward(self, batch):
-        logits = self.export_forward(*self._inputs(batch))
         if not self.training:
-            return {"logits": logits}
-        return {"loss": token_cross_entropy(logits, batch["labels"])}
-
+            return {"logits": self.export_forward(*self._inputs(batch))}
+        hidden = self.encode(*self._inputs(batch))["hidden"]
+        labels = batch["labels"].reshape([-1])
+        picked = paddle.nonzero(labels != IGNORE_INDEX).reshape([-1])
+        hidden = paddle.gather(hidden.reshape([-1, hidden.shape[-1]]), picked)
+        logits = self.head({"hidden": hidden}, self.encoder.embeddings.word.weight)
+        return {"loss": token_cross_entropy(logits, paddle.gather(labels, picked))}
