@@ -45,18 +45,22 @@ class BlobDataset:
     """Gaussian blobs with a random per-sample jitter (exercises per-sample RNG seeding)."""
 
     def __init__(self, root: str = "", size: int = 64, in_dim: int = 8, num_classes: int = 3, seed: int = 0,
-                 jitter: float = 0.1):
+                 jitter: float = 0.1, bad_index: int | None = None):
         rng = np.random.default_rng(seed)
         self.num_classes = num_classes
         self.centers = rng.normal(size=(num_classes, in_dim)).astype("float32") * 2
         self.labels = rng.integers(0, num_classes, size=size)
         self.points = (self.centers[self.labels] + rng.normal(size=(size, in_dim))).astype("float32")
-        self.jitter = jitter
+        self.jitter, self.bad_index = jitter, bad_index
 
     def __len__(self):
         return len(self.labels)
 
     def __getitem__(self, i):
+        if i == self.bad_index:
+            from kits.core.errors import DataError
+
+            raise DataError(f"sample {i} is corrupt (file blob_{i}.npy)")
         x = self.points[i] + np.random.normal(scale=self.jitter, size=self.points[i].shape).astype("float32")
         return {"x": x, "y": np.int64(self.labels[i])}
 

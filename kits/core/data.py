@@ -70,12 +70,45 @@ class SeededDataset:
         return len(self.dataset)
 
     def __getitem__(self, item):
-        if isinstance(item, tuple):
-            index, seed = item
+        index, seed = item if isinstance(item, tuple) else (item, None)
+        if seed is not None:
             random.seed(seed)
             np.random.seed(seed)
-            return self.dataset[index]
-        return self.dataset[item]
+        return _in_worker(self.dataset.__getitem__, index)
+
+
+# A dataset error raised inside paddle's DataLoader (its reader thread or a worker process) either
+# hangs the loader or surfaces as a generic SystemError. Errors are therefore caught where the data
+# is made and travel as a batch to the main thread, where ``to_tensors`` raises them.
+WORKER_ERROR = "__loader_error__"
+
+
+def _in_worker(fn, arg):
+    try:
+        return fn(arg)
+    except Exception as exc:  # noqa: BLE001 - re-raised in the main thread by to_tensors
+        from .errors import KitsError
+
+        text = f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, KitsError):  # an unexpected error: keep its traceback for debugging
+            import traceback
+
+            text += "\n" + "".join(traceback.format_exception(exc)).rstrip()
+        # paddle's loader pipes batches as tensors plus a structure: a batch needs one array
+        return {WORKER_ERROR: text, "__placeholder__": np.zeros(1, np.float32)}
+
+
+class _SafeCollate:
+    """Passes a worker's error on instead of collating; collate errors travel the same way."""
+
+    def __init__(self, collate):
+        self.collate = collate
+
+    def __call__(self, samples):
+        for sample in samples:
+            if isinstance(sample, dict) and WORKER_ERROR in sample:
+                return sample
+        return _in_worker(self.collate, samples)
 
 
 def default_collate(samples: Sequence[dict]) -> dict[str, Any]:
@@ -96,6 +129,11 @@ def to_tensors(batch: dict[str, Any]) -> dict[str, Any]:
     """numpy arrays -> paddle tensors (lists of arrays -> lists of tensors); other values unchanged."""
     import paddle
 
+    if WORKER_ERROR in batch:
+        from .errors import DataError
+
+        raise DataError(f"while loading data: {batch[WORKER_ERROR]}")
+
     def convert(value):
         if isinstance(value, np.ndarray) and value.dtype != object:
             return paddle.to_tensor(value)
@@ -113,6 +151,6 @@ def build_loader(dataset, sampler: EpochBatchSampler | None, batch_size: int, co
 
     if sampler is None:
         sampler = EpochBatchSampler(len(dataset), batch_size, shuffle=False, drop_last=False)
-    return paddle.io.DataLoader(SeededDataset(dataset), batch_sampler=sampler, collate_fn=collate,
+    return paddle.io.DataLoader(SeededDataset(dataset), batch_sampler=sampler, collate_fn=_SafeCollate(collate),
                                 num_workers=num_workers, persistent_workers=num_workers > 0,
                                 use_shared_memory=False)

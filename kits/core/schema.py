@@ -166,12 +166,11 @@ def _check_children(cfg: Config, path: str, value: Any, registries: list[Registr
         [(f"{path}[{i}]", v) for i, v in enumerate(value)] if isinstance(value, list) else []
     for sub, item in items:
         if isinstance(item, Mapping) and "type" in item:
-            if _find(registries, item["type"]) is None and isinstance(value, list):
+            if _find(registries, item["type"]) is None:
                 names = sorted({n for reg in registries for n in reg.names()})
-                raise ConfigError(f"{cfg.origin(path)}: unknown type '{item['type']}' in '{sub}'."
+                raise ConfigError(f"{cfg.origin(sub + '.type')}: unknown type '{item['type']}' in '{sub}'."
                                   f"{did_you_mean(item['type'], names)}")
-            if _find(registries, item["type"]) is not None:
-                _check_node(cfg, sub, item, registries, set(), set(), nested=True)
+            _check_node(cfg, sub, item, registries, set(), set(), nested=True)
 
 
 def _check_required(cfg: Config, path: str, node: Mapping, target, injected: set[str]) -> None:

@@ -4,7 +4,8 @@ Converted from the original PyTorch releases (sacmehta/ESPNet and sacmehta/EdgeN
 the notices are kept in ``pretrained/LICENSE.*-MIT``) by ``tools/convert_torch_weights.py``.
 Each entry records the model config that fits the weights, the preprocessing they were trained
 with (``(x - mean) / std * scale_after`` on 0-255 pixels; ``size`` is width x height) and the
-class names.
+names of the output channels. The CamVid and Cityscapes weights were trained with void as an
+extra last class: ``void_output`` keeps that channel without counting it as a class of the data.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "
 # name -> model config, preprocessing and class names; the safetensors file is named after the key
 PRETRAINED = {
     "espnet_camvid": {
-        "model": {"type": "ESPNet", "num_classes": 12, "p": 2, "q": 8, "skip_image": True},
+        "model": {"type": "ESPNet", "num_classes": 11, "void_output": True, "p": 2, "q": 8, "skip_image": True},
         "preprocess": {"channel_order": "BGR", "mean": [110.331, 108.409, 105.034],
                        "std": [72.125, 72.689, 69.903], "scale_after": 1 / 255, "size": [480, 360]},
         "classes": CAMVID_CLASSES,
@@ -41,7 +42,7 @@ PRETRAINED = {
         "license": _MIT_ESPNET,
     },
     "espnet_cityscapes": {
-        "model": {"type": "ESPNet", "num_classes": 20, "p": 2, "q": 8, "skip_image": False},
+        "model": {"type": "ESPNet", "num_classes": 19, "void_output": True, "p": 2, "q": 8, "skip_image": False},
         "preprocess": {"channel_order": "BGR", "mean": [72.3923111, 82.90893555, 73.15840149],
                        "std": [45.3192215, 46.15289307, 44.91483307], "scale_after": 1 / 255,
                        "size": [1024, 512]},
@@ -51,7 +52,7 @@ PRETRAINED = {
         "license": _MIT_ESPNET,
     },
     "espnetv2_cityscapes_512x256": {
-        "model": {"type": "ESPNetv2", "num_classes": 20, "scale": 2.0},
+        "model": {"type": "ESPNetv2", "num_classes": 19, "void_output": True, "scale": 2.0},
         "preprocess": {**_IMAGENET_RGB, "size": [512, 256]},
         "classes": CITYSCAPES_CLASSES,
         "sha256": "537cbf9ff0bb8a32bc4afe9bb5815a62f425d38be7122aa8ec2cd36c48590ced",
@@ -59,7 +60,7 @@ PRETRAINED = {
         "license": _MIT_EDGENETS,
     },
     "espnetv2_cityscapes_1024x512": {
-        "model": {"type": "ESPNetv2", "num_classes": 20, "scale": 2.0},
+        "model": {"type": "ESPNetv2", "num_classes": 19, "void_output": True, "scale": 2.0},
         "preprocess": {**_IMAGENET_RGB, "size": [1024, 512]},
         "classes": CITYSCAPES_CLASSES,
         "sha256": "17b802e28a98ca3e95a1d6768d37cb25c7231b94973ad972063352740bf5ca53",

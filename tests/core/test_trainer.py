@@ -170,3 +170,14 @@ def test_sampler_order_hook_is_deterministic_per_epoch():
     resumed = [i for batch in sampler for i, _ in batch]
     assert all(i % 2 == 0 for i in first[:8]) and resumed == first[8:]
     assert calls[0] == (4, (3, 1))
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("workers", [0, 2])
+def test_data_error_in_a_worker_reaches_the_user(tmp_path, workers):
+    cfg = tiny_config(tmp_path, epochs=1, num_workers=workers)
+    cfg["train_dataset"]["bad_index"] = 5
+    trainer = Trainer(Config(cfg, path="tiny.yml"), TinyTask())
+    with pytest.raises(Exception, match=r"sample 5 is corrupt \(file blob_5.npy\)") as err:
+        trainer.train()
+    assert err.type.__name__ == "DataError"

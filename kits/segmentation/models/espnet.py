@@ -19,7 +19,8 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from ..registry import LOSSES, MODELS
+from ..registry import MODELS
+from .base import SegModel
 
 _EPS = 1e-3
 
@@ -125,20 +126,19 @@ def _up2(cin: int, cout: int | None = None) -> nn.Conv2DTranspose:
 
 
 @MODELS.register
-class ESPNet(nn.Layer):
+class ESPNet(SegModel):
     """ESPNet with its light decoder; logits come back at input resolution.
 
-    ``loss`` is a LOSSES config (default cross-entropy ignoring 255). With fewer than 5 classes
-    the decoder runs 5 channels wide and only its last layer narrows.
+    ``loss`` is a LOSSES config (default cross-entropy ignoring 255). With fewer than 5 outputs
+    the decoder runs 5 channels wide and only its last layer narrows. ``void_output``: the last
+    of ``num_classes + 1`` outputs is a void class (as in the bundled CamVid and Cityscapes weights).
     """
 
     def __init__(self, num_classes: int = 19, p: int = 2, q: int = 8, skip_image: bool = True,
-                 loss: dict | None = None):
-        super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-        c = max(num_classes, 5)
-        self.num_classes, self.skip_image = num_classes, skip_image
+                 void_output: bool = False, loss: dict | None = None, test_config: dict | None = None):
+        super().__init__(num_classes, void_output=void_output, loss=loss, test_config=test_config)
+        c = max(self.out_channels, 5)
+        self.skip_image = skip_image
         self.encoder = ESPNetEncoder(c, p, q)
         self.proj2 = nn.Conv2D(128 + 3, c, 1, bias_attr=False)
         self.norm3 = nn.BatchNorm2D(c, epsilon=_EPS)
@@ -148,8 +148,7 @@ class ESPNet(nn.Layer):
         self.up2 = _up2(c)
         self.up2_norm = BNPReLU(c)
         self.fuse1 = ConvBNPReLU((19 if skip_image else 16) + c, c, 3)
-        self.up1 = _up2(c, num_classes)
-        self.loss_fn = LOSSES.build(loss or {"type": "CrossEntropyLoss", "ignore_index": 255})
+        self.up1 = _up2(c, self.out_channels)
 
     def export_forward(self, image):
         """``image [N,3,H,W]`` normalised -> logits ``[N,C,H,W]``."""
@@ -162,12 +161,6 @@ class ESPNet(nn.Layer):
         skip = cat1 if self.skip_image else out1
         logits = self.up1(self.fuse1(paddle.concat([up2, skip], axis=1)))
         return logits[:, :, :height, :width]
-
-    def forward(self, batch: dict) -> dict:
-        logits = self.export_forward(batch["image"])
-        if not self.training:
-            return {"logits": logits}
-        return {"loss": self.loss_fn(logits, batch["label"])}
 
     def input_spec(self, height: int | None = None, width: int | None = None) -> list:
         """A free size exports too, but then height and width must be multiples of 8."""

@@ -19,7 +19,8 @@ import paddle.nn.functional as F
 
 from kits.core.errors import ConfigError
 
-from ..registry import LOSSES, MODELS
+from ..registry import MODELS
+from .base import SegModel
 
 # channels of level1..level5 and the classifier, per width scale ``s``
 SCALES = {0.5: [16, 32, 64, 128, 256, 1024], 1.0: [32, 64, 128, 256, 512, 1024],
@@ -180,24 +181,25 @@ class GatedProjection(nn.Layer):
 
 
 @MODELS.register
-class ESPNetv2(nn.Layer):
-    """ESPNetv2 segmentation network; logits at input resolution. ``loss`` is a LOSSES config."""
+class ESPNetv2(SegModel):
+    """ESPNetv2 segmentation network; logits at input resolution. ``loss`` is a LOSSES config;
+    ``void_output`` adds a last void channel (the bundled Cityscapes weights have one)."""
 
-    def __init__(self, num_classes: int = 20, scale: float = 2.0, dec_width: int = 16, loss: dict | None = None):
-        super().__init__()
-        self.num_classes = num_classes
+    def __init__(self, num_classes: int = 20, scale: float = 2.0, dec_width: int = 16, void_output: bool = False,
+                 loss: dict | None = None, test_config: dict | None = None):
+        super().__init__(num_classes, void_output=void_output, loss=loss, test_config=test_config)
+        outputs = self.out_channels
         self.encoder = ESPNetv2Encoder(scale)
         ch = self.encoder.channels
         planes = [4 * dec_width, 3 * dec_width, 2 * dec_width]
-        proj = max(min(num_classes // 2, dec_width), 1)
+        proj = max(min(outputs // 2, dec_width), 1)
         self.dec1 = PyramidPool(ch[3], proj, planes[0])
         self.dec2 = PyramidPool(planes[0], proj, planes[1])
         self.dec3 = PyramidPool(planes[1], proj, planes[2])
-        self.dec4 = PyramidPool(planes[2], proj, num_classes, out_norm=False)
+        self.dec4 = PyramidPool(planes[2], proj, outputs, out_norm=False)
         self.skip2, self.norm2 = GatedProjection(ch[2], planes[0]), BNAct(planes[0])
         self.skip3, self.norm3 = GatedProjection(ch[1], planes[1]), BNAct(planes[1])
         self.skip4, self.norm4 = GatedProjection(ch[0], planes[2]), BNAct(planes[2])
-        self.loss_fn = LOSSES.build(loss or {"type": "CrossEntropyLoss", "ignore_index": 255})
 
     def export_forward(self, image):
         """``image [N,3,H,W]`` normalised -> logits ``[N,C,H,W]``."""
@@ -208,12 +210,6 @@ class ESPNetv2(nn.Layer):
                                       (self.skip4, self.norm4, self.dec4, l1)):
             x = dec(norm(_resize(x, feat.shape[2:]) + skip(feat)))
         return _resize(x, image.shape[2:])
-
-    def forward(self, batch: dict) -> dict:
-        logits = self.export_forward(batch["image"])
-        if not self.training:
-            return {"logits": logits}
-        return {"loss": self.loss_fn(logits, batch["label"])}
 
     def input_spec(self, height: int | None = None, width: int | None = None) -> list:
         """The pyramid pools resize by factors of the feature size, so export needs a fixed size."""
