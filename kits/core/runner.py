@@ -85,6 +85,14 @@ def evaluate(cfg: Config, task: Task, weights: str | os.PathLike | None = None) 
     return metrics
 
 
+def run_train(config, task_for, overrides: Iterable[str] = (), resume=None, dry_run_only: bool = False) -> dict:
+    """What every kit's ``api.train`` does: config from a path or dict, the kit's task for it, then
+    a dry run or training. ``task_for(cfg)`` returns the Task."""
+    cfg = as_config(config, overrides)
+    task = task_for(cfg)
+    return dry_run(cfg, task) if dry_run_only else train(cfg, task, resume=resume)
+
+
 def latest_weights(output_dir: str | os.PathLike) -> Path | None:
     """``best_model`` if present, else ``final_model`` in a training output directory."""
     for name in ("best_model.safetensors", "final_model.safetensors"):

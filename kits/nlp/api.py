@@ -40,10 +40,7 @@ def _cfg(config, overrides: Iterable[str] = ()) -> Config:
 def train(config: str | os.PathLike | Config | dict, overrides: Iterable[str] = (), resume=None,
           dry_run: bool = False) -> dict:
     """Train (or with ``dry_run`` only validate and build) from a config; returns a summary dict."""
-    cfg = _cfg(config, overrides)
-    if dry_run:
-        return runner.dry_run(cfg, task_for(cfg))
-    return runner.train(cfg, task_for(cfg), resume=resume)
+    return runner.run_train(config, task_for, overrides, resume, dry_run)
 
 
 def evaluate(config, weights: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> dict:
