@@ -33,6 +33,8 @@ def ort_runner(path: Path, threads: int):
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    # idle ORT threads otherwise spin and steal the cores from the next engine measured
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return lambda x: session.run(None, {name: x})
@@ -43,7 +45,7 @@ def ov_runner(path: Path, threads: int):
 
     core = ov.Core()
     compiled = core.compile_model(core.read_model(str(path)), "CPU",
-                                  {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"})
+                                  {"INFERENCE_NUM_THREADS": threads})
     request = compiled.create_infer_request()
     return lambda x: [request.infer({0: x})[o] for o in compiled.outputs]
 
@@ -88,6 +90,7 @@ def main() -> None:
             for _ in range(args.rounds):
                 t_ref.append(time_ms(ref, x, args.runs))
                 t_ours.append(time_ms(ours, x, args.runs))
+            del ours, ref
             result[engine] = {"ours_ms": round(statistics.median(t_ours), 3),
                               "reference_ms": round(statistics.median(t_ref), 3),
                               "ratio": round(statistics.median(t_ref) / statistics.median(t_ours), 3),

@@ -74,7 +74,9 @@ class CSPPAN(nn.Layer):
         # top_down[i] merges level i with the one above it (coarse levels are processed first).
         for i in range(len(feats) - 2, -1, -1):
             # size, not scale_factor: paddle2onnx cannot convert PIR's scale attribute of nearest_interp
-            up = F.interpolate(inner[0], size=paddle.shape(feats[i])[2:], mode="nearest")
+            h, w = feats[i].shape[2:]
+            size = [h, w] if h > 0 and w > 0 else paddle.shape(feats[i])[2:]  # static when known
+            up = F.interpolate(inner[0], size=size, mode="nearest")
             inner.insert(0, self.top_down[i](paddle.concat([up, feats[i]], axis=1)))
         outs = [inner[0]]
         for i in range(len(feats) - 1):

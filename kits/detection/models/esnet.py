@@ -106,6 +106,7 @@ class ESNet(nn.Layer):
 def channel_shuffle(x, groups: int):
     """Interleave channel groups with reshape/transpose: paddle2onnx has no converter for
     paddle's fused ``channel_shuffle`` op, and this form exports to every engine."""
-    shape = paddle.shape(x)  # a tensor, so dynamic H and W trace too
-    channels = x.shape[1]
+    _, channels, h, w = x.shape
+    # static sizes when the traced input has them (no Shape ops in the graph), a tensor otherwise
+    shape = [0, channels, h, w] if h > 0 and w > 0 else paddle.shape(x)
     return x.reshape([0, groups, channels // groups, -1]).transpose([0, 2, 1, 3]).reshape(shape)
