@@ -12,9 +12,8 @@ import contextlib
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Iterator
 
-import numpy as np
 
 log = logging.getLogger(__name__)
 

@@ -53,6 +53,20 @@ def train(cfg: Config, task: Task, resume: str | bool | None = None, callbacks=(
     return trainer.train()
 
 
+def load_model(cfg: Config, task: Task, weights: str | os.PathLike | None = None):
+    """The validated config's model in eval mode with ``weights`` (strict) or else the config's
+    ``pretrained`` (mismatched heads skipped)."""
+    from .pretrained import load_into
+
+    task.validate(cfg)
+    model = task.build_model(cfg)
+    source = weights or cfg.get("pretrained")
+    if source:
+        load_into(model, str(source), strict=bool(weights))
+    model.eval()
+    return model
+
+
 def evaluate(cfg: Config, task: Task, weights: str | os.PathLike | None = None) -> dict:
     """Evaluate ``weights`` (a file or registered name; default: the config's ``pretrained``).
 
@@ -60,18 +74,15 @@ def evaluate(cfg: Config, task: Task, weights: str | os.PathLike | None = None) 
     """
     from .data import build_loader
     from .errors import ConfigError
-    from .pretrained import load_into
     from .schema import validate_trainer
     from .trainer import evaluate_model, select_device
 
-    task.validate(cfg)
-    tc = validate_trainer(cfg)
-    select_device(tc.device)
-    net = task.build_model(cfg)
     source = weights or cfg.get("pretrained")
     if not source:
         raise ConfigError("nothing to evaluate: pass weights (-o weights=FILE) or set 'pretrained'")
-    load_into(net, str(source), strict=bool(weights))
+    tc = validate_trainer(cfg)
+    select_device(tc.device)
+    net = load_model(cfg, task, weights)
     val_set = task.build_dataset(cfg, "val")
     if val_set is None:
         raise ConfigError(f"{cfg.path}: evaluation needs a 'val_dataset' section")

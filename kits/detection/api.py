@@ -17,7 +17,7 @@ import numpy as np
 
 from kits.core import runner
 from kits.core.config import Config
-from kits.core.pretrained import list_weights, load_into
+from kits.core.pretrained import list_weights
 
 from .data import COCODetection, VOCDetection, read_image
 from .models import PicoDet
@@ -51,13 +51,7 @@ def evaluate(config, weights: str | os.PathLike | None = None, overrides: Iterab
 def load_model(config, weights: str | os.PathLike | None = None, overrides: Iterable[str] = ()):
     """Build the config's model in eval mode with ``weights`` (default: the config's ``pretrained``)."""
     cfg = _cfg(config, overrides)
-    task = DetectionTask()
-    task.validate(cfg)
-    model = task.build_model(cfg)
-    source = weights or cfg.get("pretrained")
-    if source:
-        load_into(model, str(source), strict=bool(weights))
-    model.eval()
+    model = runner.load_model(cfg, DetectionTask(), weights)
     return model
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from kits.core import runner
 from kits.core.config import Config
 from kits.core.errors import ConfigError
-from kits.core.pretrained import list_weights, load_into
+from kits.core.pretrained import list_weights
 from kits.core.schema import validate_trainer
 
 from .data import FileListSegmentation, FolderSegmentation, labelme_to_masks, read_image
@@ -71,13 +71,7 @@ def load_model(config, weights: str | os.PathLike | None = None, overrides: Iter
     The val transforms ride along as ``model.eval_transforms`` for ``predict``.
     """
     cfg = _cfg(config, overrides)
-    task = SegmentationTask()
-    task.validate(cfg)
-    model = task.build_model(cfg)
-    source = weights or cfg.get("pretrained")
-    if source:
-        load_into(model, str(source), strict=bool(weights))
-    model.eval()
+    model = runner.load_model(cfg, SegmentationTask(), weights)
     model.eval_transforms = list((cfg.get("val_dataset") or {}).get("transforms", []))
     return model
 
