@@ -27,7 +27,7 @@ from .registry import MODELS, TRANSFORMS
 from .task import DetectionTask
 
 __all__ = [
-    "train", "evaluate", "export", "predict", "load_model", "list_models", "list_pretrained", "visualize",
+    "train", "evaluate", "compress", "export", "predict", "load_model", "list_models", "list_pretrained", "visualize",
     "DetectionTask", "PicoDet", "VOCDetection", "COCODetection", "postprocess", "coco_names",
     "MODELS", "TRANSFORMS",
 ]
@@ -46,6 +46,16 @@ def train(config: str | os.PathLike | Config | dict, overrides: Iterable[str] = 
 def evaluate(config, weights: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> dict:
     """COCO mAP / AP50 / AP75 / per-class AP and VOC mAP on the config's ``val_dataset``."""
     return runner.evaluate(_cfg(config, overrides), DetectionTask(), weights=weights)
+
+def compress(config, recipe, weights: str | os.PathLike | None = None, overrides: Iterable[str] = (),
+             recipe_overrides: Iterable[str] = (), output: str | os.PathLike | None = None) -> dict:
+    """Compress the model with a recipe from ``configs/slim/`` (see kits.slim); returns the report
+    of baseline vs compressed, both measured as exported files in the target engines."""
+    from kits.slim import compress as run_compress
+
+    return run_compress(config, recipe, lambda cfg: DetectionTask(), weights=weights, overrides=overrides,
+                        recipe_overrides=recipe_overrides, output=output)
+
 
 
 def load_model(config, weights: str | os.PathLike | None = None, overrides: Iterable[str] = ()):

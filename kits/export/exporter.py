@@ -15,7 +15,7 @@ from kits.core.fileio import atomic_path, sha256sum
 from kits.deploy.errors import SpecError
 from kits.deploy.spec import SPEC_FILE, SPEC_VERSION, check_ops, load_spec
 
-from .formats import Job, plan
+from .formats import FORMATS, Artifact, Job, plan
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,44 @@ def export(model, spec: dict, out_dir: str | Path, formats: Iterable[str] | str 
             model.train()
     paths = {name: a.files[0] for name, a in artifacts.items()}
     return ExportResult(paths, deploy_file, parity, job.notes)
+
+
+def export_from_onnx(onnx_file: str | Path, model, spec: dict, out_dir: str | Path,
+                     formats: Iterable[str] | str = ("onnx",), options: dict | None = None,
+                     precision: str = "fp32") -> ExportResult:
+    """Package an ONNX file made outside the exporter (e.g. INT8 from a quantizer) like ``export``:
+    ``model.onnx``, the formats derived from it and deploy.yml. ``model`` supplies the input spec."""
+    import shutil
+
+    steps = [s for s in plan(formats, options) if s[0] != "paddle"]
+    bad = [name for name, fmt, _ in steps if name != "onnx" and "onnx" not in fmt.needs]
+    if bad:
+        raise ConfigError(f"format(s) {', '.join(bad)} are not made from ONNX; "
+                          f"from an ONNX file only {', '.join(n for n, f in FORMATS.items() if 'onnx' in f.needs)} can be")
+    spec = check_spec(spec)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SPEC_FILE).unlink(missing_ok=True)
+    job = make_job(model, spec, out)
+    job.outputs = output_names(spec, len(spec.get("outputs") or _onnx_outputs(onnx_file)))
+    target = out / "model.onnx"
+    if Path(onnx_file).resolve() != target.resolve():
+        shutil.copyfile(onnx_file, target)
+    job.files["onnx"] = [target]
+    artifacts = {}
+    for name, fmt, opts in steps:
+        art = Artifact([target]) if name == "onnx" else fmt.exporter(**opts).run(job)
+        art.precision = precision
+        artifacts[name] = art
+        job.files[name] = art.files
+    deploy_file = write_deploy_yml(job, spec, steps, artifacts, {})
+    return ExportResult({name: a.files[0] for name, a in artifacts.items()}, deploy_file, {}, job.notes)
+
+
+def _onnx_outputs(onnx_file) -> list[str]:
+    import onnx
+
+    return [o.name for o in onnx.load(str(onnx_file), load_external_data=False).graph.output]
 
 
 def check_spec(spec: dict | None) -> dict:

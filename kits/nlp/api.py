@@ -26,7 +26,7 @@ from .task import task_for
 from .tokenization import Tokenizer
 
 __all__ = [
-    "train", "evaluate", "predict", "predict_files", "load_model", "list_models", "list_pretrained", "task_for",
+    "train", "evaluate", "compress", "predict", "predict_files", "load_model", "list_models", "list_pretrained", "task_for",
     "Pipeline", "Tokenizer", "LabelList", "TextClassificationDataset", "TextPairDataset",
     "JsonlClassificationDataset", "NERDataset", "CoNLLDataset", "MaskedLMDataset", "TransformerEncoder",
     "SequenceClassifier", "TokenClassifier", "BiGRUCRF", "MaskedLM", "MODELS", "DATASETS",
@@ -47,6 +47,16 @@ def evaluate(config, weights: str | os.PathLike | None = None, overrides: Iterab
     """Metrics of ``weights`` on the config's ``val_dataset``: accuracy / macro-F1, entity P/R/F1, or MLM."""
     cfg = _cfg(config, overrides)
     return runner.evaluate(cfg, task_for(cfg), weights=weights)
+
+def compress(config, recipe, weights: str | os.PathLike | None = None, overrides: Iterable[str] = (),
+             recipe_overrides: Iterable[str] = (), output: str | os.PathLike | None = None) -> dict:
+    """Compress the model with a recipe from ``configs/slim/`` (see kits.slim); returns the report
+    of baseline vs compressed, both measured as exported files in the target engines."""
+    from kits.slim import compress as run_compress
+
+    return run_compress(config, recipe, task_for, weights=weights, overrides=overrides,
+                        recipe_overrides=recipe_overrides, output=output)
+
 
 
 def load_model(config, weights: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> Pipeline:

@@ -31,7 +31,7 @@ from .task import SegmentationTask
 from .visualize import colorize, overlay
 
 __all__ = [
-    "train", "evaluate", "predict", "load_model", "list_models", "list_pretrained", "visualize", "colorize",
+    "train", "evaluate", "compress", "predict", "load_model", "list_models", "list_pretrained", "visualize", "colorize",
     "SegmentationTask", "FileListSegmentation", "FolderSegmentation", "SegMetric", "labelme_to_masks",
     "ESPNet", "ESPNetv2", "PPLiteSeg", "build_pretrained", "MODELS", "BACKBONES", "LOSSES", "DATASETS",
     "TRANSFORMS",
@@ -63,6 +63,16 @@ def evaluate(config, weights: str | os.PathLike | None = None, overrides: Iterab
     task.metric.write_report(out)
     log.info("evaluation report written to %s", out)
     return metrics
+
+def compress(config, recipe, weights: str | os.PathLike | None = None, overrides: Iterable[str] = (),
+             recipe_overrides: Iterable[str] = (), output: str | os.PathLike | None = None) -> dict:
+    """Compress the model with a recipe from ``configs/slim/`` (see kits.slim); returns the report
+    of baseline vs compressed, both measured as exported files in the target engines."""
+    from kits.slim import compress as run_compress
+
+    return run_compress(config, recipe, lambda cfg: SegmentationTask(), weights=weights, overrides=overrides,
+                        recipe_overrides=recipe_overrides, output=output)
+
 
 
 def load_model(config, weights: str | os.PathLike | None = None, overrides: Iterable[str] = ()):

@@ -91,6 +91,11 @@ class PicoDet(nn.Layer):
         _, cls_logits, reg_dists = self._raw(image)
         return tuple(F.sigmoid(c) for c in cls_logits) + tuple(reg_dists)
 
+    def eval_outputs(self, outputs: list) -> dict:
+        """The eval-mode outputs from the exported graph's outputs (score maps, then bin logits)."""
+        levels = len(outputs) // 2
+        return {"cls_scores": list(outputs[:levels]), "reg_dists": list(outputs[levels:])}
+
     def input_spec(self):
         h, w = self.input_size
         return [paddle.static.InputSpec([None, 3, h, w], "float32", "image")]

@@ -1,0 +1,149 @@
+"""``compress()``: one recipe applied to one model, judged on the exported artifact.
+
+baseline export -> model-stage strategies -> fine-tuning (shared Trainer) -> export ->
+artifact-stage strategies -> deployed accuracy and latency of baseline and compressed in the
+target engines -> report (JSON + Markdown) and the decision which model ships.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from kits.core import runner
+from kits.core.config import Config, apply_overrides
+from kits.core.errors import KitsError
+
+from .base import SlimContext
+from .recipe import Recipe, load_recipe
+from .report import judge, measure_artifact, write_report
+
+log = logging.getLogger(__name__)
+
+
+class CompressionError(KitsError, RuntimeError):
+    """The compressed model is broken (e.g. its deployed accuracy collapsed)."""
+
+
+def compress(config, recipe, task_for, weights=None, overrides=(), recipe_overrides=(), output=None) -> dict:
+    """Compress the config's model (``weights`` or its ``pretrained``) with ``recipe``.
+
+    Writes ``baseline/``, ``compressed/`` (each an exported model with deploy.yml), ``ship/`` (the
+    one to deploy) and ``report.json`` / ``report.md`` under ``output``; returns the report.
+    """
+    cfg = runner.as_config(config, overrides)
+    rec = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, recipe_overrides)
+    task = task_for(cfg)
+    out = Path(output or Path(cfg["trainer"]["output_dir"]) / "compress" / rec.name)
+    out.mkdir(parents=True, exist_ok=True)
+    model = runner.load_model(cfg, task, weights)
+    formats = _formats(rec)
+    baseline_dir = _export(model, task, cfg, out / "baseline", formats)
+    ctx = SlimContext(cfg=_finetune_cfg(cfg, rec, out), task=task, model=model, out_dir=out,
+                      baseline=copy.deepcopy(model))
+    simulated = _run_model_stage(ctx, rec)
+    compressed_dir = _export_compressed(ctx, rec, model, formats, out / "compressed")
+    rows = {"baseline": measure_artifact(baseline_dir, model, task, cfg, rec.report),
+            "compressed": measure_artifact(compressed_dir, ctx.model, task, cfg, rec.report)}
+    report = judge(rec, rows, simulated, ctx, {"baseline": baseline_dir, "compressed": compressed_dir})
+    _ship(out, report)
+    write_report(report, out)
+    check_collapse(report, rec.report.max_deploy_gap, out / "report.md")
+    return report
+
+
+def check_collapse(report: dict, max_gap: float, where) -> None:
+    """Fail loudly when the deployed file scores far from the graph it was trained as."""
+    gap = report.get("deploy_gap")
+    if gap is not None and gap > max_gap:
+        raise CompressionError(f"deployed accuracy {report['compressed']['accuracy']:.4f} differs from the "
+                               f"training-graph accuracy {report['training_graph_accuracy']:.4f} by {gap:.4f} "
+                               f"(> max_deploy_gap {max_gap}); see {where}")
+
+
+def _formats(rec: Recipe) -> list[str]:
+    from kits.deploy.backends import backend_info
+
+    fmts = ["onnx"] + [backend_info(b).formats[0] for b in rec.report.backends]
+    return list(dict.fromkeys(f for f in fmts if f != "paddle"))
+
+
+def _finetune_cfg(cfg: Config, rec: Recipe, out: Path) -> Config:
+    """The model config for fine-tuning: the recipe's overrides, its own output dir, no re-loading of
+    ``pretrained`` over the compressed weights."""
+    tuned = Config(copy.deepcopy(dict(cfg)), path=cfg.path, origins=dict(cfg.origins))
+    texts = [f"{k}={json.dumps(v)}" for k, v in rec.finetune.items()]
+    tuned = apply_overrides(tuned, texts + [f"trainer.output_dir={json.dumps(str(out / 'finetune'))}"])
+    tuned.pop("pretrained", None)
+    return tuned
+
+
+def _export(model, task, cfg, directory: Path, formats: list[str]) -> Path:
+    from kits.export import export
+
+    export(model, task.deploy_spec(cfg, model), directory, formats)
+    return directory
+
+
+def _run_model_stage(ctx: SlimContext, rec: Recipe) -> float | None:
+    """Apply the model-stage strategies, fine-tune if asked; returns the training-graph accuracy."""
+    from kits.core.trainer import Trainer
+
+    model_steps = [s for s in rec.strategies if s.stage == "model"]
+    for step in rec.strategies:
+        step.apply(ctx)
+    if ctx.needs_training:
+        trainer = Trainer(ctx.cfg, ctx.task, callbacks=ctx.callbacks, model=ctx.model)
+        ctx.info["finetune"] = trainer.train()
+        with trainer._eval_weights():  # EMA weights when the config turns EMA on
+            state = {k: v.clone() for k, v in ctx.model.state_dict().items()}
+        ctx.model.set_state_dict(state)
+    for step in model_steps:
+        step.after_training(ctx)
+    ctx.model.eval()
+    metric_name = _metric_name(ctx, rec)
+    from .deployed import score, val_loader
+
+    dataset, loader = val_loader(ctx.task, ctx.cfg, _eval_batch(ctx.cfg), rec.report.eval_samples)
+    metrics = score(ctx.model, ctx.task, ctx.cfg, dataset, loader)
+    ctx.info["training_graph_metrics"] = metrics
+    return metrics.get(metric_name)
+
+
+def _metric_name(ctx: SlimContext, rec: Recipe) -> str | None:
+    return rec.report.metric or ctx.cfg.get_path("trainer.best_metric")
+
+
+def _eval_batch(cfg: Config) -> int:
+    tc = cfg.get("trainer") or {}
+    return int(tc.get("eval_batch_size") or tc.get("batch_size") or 1)
+
+
+def _export_compressed(ctx: SlimContext, rec: Recipe, model, formats: list[str], directory: Path) -> Path:
+    from kits.export import export, export_from_onnx
+
+    artifact_steps = [s for s in rec.strategies if s.stage == "artifact"]
+    if ctx.onnx_exporter is None and not artifact_steps:
+        return _export(ctx.model, ctx.task, ctx.cfg, directory, formats)
+    directory.mkdir(parents=True, exist_ok=True)
+    work = directory / "work"
+    if ctx.onnx_exporter is not None:
+        onnx_file = ctx.onnx_exporter(ctx, work)
+    else:
+        onnx_file = export(ctx.model, ctx.task.deploy_spec(ctx.cfg, ctx.model), work, ["onnx"])["onnx"]
+    for step in artifact_steps:
+        onnx_file = step.quantize_artifact(ctx, Path(onnx_file), work)
+    spec = ctx.task.deploy_spec(ctx.cfg, ctx.model)
+    export_from_onnx(onnx_file, ctx.model, spec, directory, formats, precision=ctx.precision)
+    shutil.rmtree(work, ignore_errors=True)
+    return directory
+
+
+def _ship(out: Path, report: dict) -> None:
+    """Copy the model that won (``report['shipped']``) to ``out/ship``."""
+    target = out / "ship"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(out / report["shipped"], target)

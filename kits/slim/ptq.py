@@ -1,0 +1,110 @@
+"""Post-training quantization of the exported ONNX model with ONNX Runtime's quantizer.
+
+Static INT8 (QDQ) calibrated on training samples that went through the validation transforms, or
+dynamic (weights-only INT8, activations quantized at run time; the usual choice for
+Transformers). The QDQ file runs in ONNX Runtime and in OpenVINO (which reads the QDQ pairs as
+its own low-precision ops).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kits.core.errors import ConfigError, did_you_mean
+
+from .base import STRATEGIES, SlimContext, Strategy
+
+log = logging.getLogger(__name__)
+
+# Calibration algorithms: ONNX Runtime's names, plus the names PaddleSlim users know for the same idea
+ALGOS = {"minmax": "MinMax", "abs_max": "MinMax", "avg": "MinMax", "entropy": "Entropy", "kl": "Entropy",
+         "percentile": "Percentile", "hist": "Percentile", "distribution": "Distribution"}
+TYPES = ("int8", "uint8")
+
+
+@STRATEGIES.register
+@dataclass
+class PTQ(Strategy):
+    """INT8 post-training quantization of the exported model.
+
+    algo: minmax (= abs_max), avg (min/max averaged over calibration batches), entropy (= KL),
+    percentile (= hist), distribution. calib_samples: training samples used for calibration.
+    exclude: glob patterns of ONNX node names kept in float. dynamic: weights-only quantization
+    without calibration.
+    """
+
+    stage = "artifact"
+
+    algo: str = "minmax"
+    calib_samples: int = 32
+    per_channel: bool = True
+    reduce_range: bool = False
+    activation_type: str = "uint8"
+    weight_type: str = "int8"
+    percentile: float = 99.999
+    op_types: list = field(default_factory=lambda: ["Conv", "MatMul", "Gemm"])
+    exclude: list = field(default_factory=list)
+    dynamic: bool = False
+
+    def __post_init__(self):
+        if self.algo.lower() not in ALGOS:
+            hint = " mse is not offered by ONNX Runtime's quantizer." if self.algo.lower() == "mse" else ""
+            raise ConfigError(f"PTQ.algo '{self.algo}' is unknown.{hint}{did_you_mean(self.algo, ALGOS)} "
+                              f"Valid: {', '.join(ALGOS)}")
+        for key in ("activation_type", "weight_type"):
+            if getattr(self, key) not in TYPES:
+                raise ConfigError(f"PTQ.{key} must be one of {', '.join(TYPES)}, got {getattr(self, key)!r}")
+        if not isinstance(self.calib_samples, int) or self.calib_samples < 1:
+            raise ConfigError(f"PTQ.calib_samples must be a positive integer, got {self.calib_samples!r}")
+
+    def apply(self, ctx: SlimContext) -> None:  # nothing to do on the paddle model
+        ctx.precision = "int8"
+
+    def quantize_artifact(self, ctx: SlimContext, onnx_file: Path, out_dir: Path) -> Path:
+        import onnx
+        from onnxruntime import quantization as q
+
+        out = Path(out_dir) / "model_int8.onnx"
+        model = onnx.load(str(onnx_file))
+        excluded = [n.name for n in model.graph.node if any(fnmatch.fnmatch(n.name, p) for p in self.exclude)]
+        types = {"int8": q.QuantType.QInt8, "uint8": q.QuantType.QUInt8}
+        if self.dynamic:
+            q.quantize_dynamic(str(onnx_file), str(out), op_types_to_quantize=self.op_types,
+                               per_channel=self.per_channel, reduce_range=self.reduce_range,
+                               weight_type=types[self.weight_type], nodes_to_exclude=excluded)
+        else:
+            prepared = Path(out_dir) / "model_prepared.onnx"
+            q.shape_inference.quant_pre_process(str(onnx_file), str(prepared), skip_symbolic_shape=True)
+            reader = _Reader(ctx, [i.name for i in model.graph.input], self.calib_samples)
+            extra = {"CalibMovingAverage": self.algo.lower() == "avg",
+                     "CalibPercentile": self.percentile}
+            q.quantize_static(str(prepared), str(out), reader, quant_format=q.QuantFormat.QDQ,
+                              op_types_to_quantize=self.op_types, per_channel=self.per_channel,
+                              reduce_range=self.reduce_range, activation_type=types[self.activation_type],
+                              weight_type=types[self.weight_type], nodes_to_exclude=excluded,
+                              calibrate_method=getattr(q.CalibrationMethod, ALGOS[self.algo.lower()]),
+                              extra_options=extra)
+            prepared.unlink(missing_ok=True)
+            ctx.info["ptq"] = {"calibration_samples": reader.seen, "algo": self.algo}
+        ctx.info.setdefault("ptq", {})["excluded_nodes"] = len(excluded)
+        log.info("PTQ wrote %s", out)
+        return out
+
+
+class _Reader:
+    """ONNX Runtime's CalibrationDataReader protocol over the kit's calibration batches."""
+
+    def __init__(self, ctx: SlimContext, names: list[str], samples: int):
+        from .deployed import calibration_batches
+
+        self.batches = calibration_batches(ctx.task, ctx.cfg, samples, batch_size=1, names=names)
+        self.seen = 0
+
+    def get_next(self):
+        feed = next(self.batches, None)
+        if feed is not None:
+            self.seen += 1
+        return feed

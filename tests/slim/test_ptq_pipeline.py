@@ -1,0 +1,75 @@
+"""compress() with post-training quantization on a tiny detector: the artifacts, the report and
+the decision which model ships are real outcomes of the run."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from kits.deploy import Predictor
+from kits.detection.task import DetectionTask
+from kits.slim import CompressionError, compress, load_recipe
+from kits.slim.pipeline import check_collapse
+sys.path.insert(0, str(Path(__file__).parent))
+from slim_tiny import tiny_detection_cfg  # noqa: E402
+
+RECIPE = """strategies:
+  - {type: PTQ, calib_samples: 4, algo: minmax}
+report: {backends: [onnxruntime], threads: 1, rounds: 1, iters: 3, eval_samples: 4, max_deploy_gap: 1.0}
+"""
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ptq")
+    (out / "ptq.yml").write_text(RECIPE)
+    cfg = tiny_detection_cfg(out)
+    report = compress(cfg, load_recipe(out / "ptq.yml"), lambda c: DetectionTask(), output=out / "slim")
+    return out / "slim", report
+
+
+def test_report_files_and_numbers(run):
+    out, report = run
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["shipped"] == report["shipped"]
+    assert "| baseline | fp32 |" in (out / "report.md").read_text()
+    for name in ("baseline", "compressed"):
+        row = report[name]
+        assert 0.0 <= row["accuracy"] <= 1.0
+        assert row["latency_p50_ms"]["onnxruntime"] > 0
+        assert row["flops"] > 0 and row["params"] > 0
+    assert report["compressed"]["size_mb"] < 0.8 * report["baseline"]["size_mb"]  # int8 conv weights
+    assert report["info"]["ptq"]["calibration_samples"] == 4
+
+
+def test_the_faster_model_ships(run):
+    out, report = run
+    speedup = report["speedup"]["onnxruntime"]
+    assert report["shipped"] == ("compressed" if speedup > 1.0 else "baseline")
+    shipped = (out / "ship" / "deploy.yml").read_text()
+    assert shipped == (out / report["shipped"] / "deploy.yml").read_text()
+
+
+def test_int8_graph_runs_close_to_fp32(run):
+    out, _ = run
+    graph = onnx.load(str(out / "compressed" / "model.onnx")).graph
+    ops = {n.op_type for n in graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert "precision: int8" in (out / "compressed" / "deploy.yml").read_text()
+    x = np.random.default_rng(0).standard_normal((1, 3, 96, 96)).astype("float32")
+    fp32 = Predictor(out / "baseline", "onnxruntime").run_raw([x])
+    int8 = Predictor(out / "compressed", "onnxruntime").run_raw([x])
+    for a, b in zip(fp32, int8):
+        assert a.shape == b.shape
+        assert np.abs(a - b).max() <= 0.1 * (np.abs(a).max() + 1e-6) + 0.05
+
+
+def test_collapse_guard_names_both_numbers(tmp_path):
+    report = {"deploy_gap": 0.3, "compressed": {"accuracy": 0.2}, "training_graph_accuracy": 0.5}
+    with pytest.raises(CompressionError) as err:
+        check_collapse(report, 0.02, tmp_path / "report.md")
+    assert "0.2000" in str(err.value) and "0.5000" in str(err.value)
+    check_collapse({**report, "deploy_gap": 0.01}, 0.02, tmp_path / "report.md")  # within bounds: no error
