@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -18,6 +19,7 @@ import numpy as np
 from kits.core import runner
 from kits.core.config import Config
 from kits.core.pretrained import list_weights
+from kits.core.schema import validate_trainer
 
 from .data import COCODetection, VOCDetection, read_image
 from .models import PicoDet
@@ -31,6 +33,7 @@ __all__ = [
     "DetectionTask", "PicoDet", "VOCDetection", "COCODetection", "postprocess", "coco_names",
     "MODELS", "TRANSFORMS",
 ]
+log = logging.getLogger(__name__)
 
 
 def _cfg(config, overrides: Iterable[str] = ()) -> Config:
@@ -43,9 +46,19 @@ def train(config: str | os.PathLike | Config | dict, overrides: Iterable[str] = 
     return runner.run_train(config, lambda cfg: DetectionTask(), overrides, resume, dry_run)
 
 
-def evaluate(config, weights: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> dict:
-    """COCO mAP / AP50 / AP75 / per-class AP and VOC mAP on the config's ``val_dataset``."""
-    return runner.evaluate(_cfg(config, overrides), DetectionTask(), weights=weights)
+def evaluate(config, weights: str | os.PathLike | None = None, overrides: Iterable[str] = (),
+             report_dir: str | os.PathLike | None = None) -> dict:
+    """COCO mAP / AP50 / AP75 / per-class AP and VOC mAP on the config's ``val_dataset``.
+
+    Writes ``pr_curve.png`` and a few ``overlay_*.jpg`` (ground truth green, predictions orange)
+    into ``report_dir`` (default: ``<trainer.output_dir>/eval``).
+    """
+    cfg, task = _cfg(config, overrides), DetectionTask()
+    metrics = runner.evaluate(cfg, task, weights=weights)
+    out = Path(report_dir) if report_dir else Path(validate_trainer(cfg).output_dir) / "eval"
+    task.metric.write_report(out)
+    log.info("evaluation report written to %s", out)
+    return metrics
 
 def compress(config, recipe, weights: str | os.PathLike | None = None, overrides: Iterable[str] = (),
              recipe_overrides: Iterable[str] = (), output: str | os.PathLike | None = None) -> dict:

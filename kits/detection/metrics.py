@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+from pathlib import Path
 from typing import Mapping, Sequence
 
+import cv2
 import numpy as np
 
 from kits.core.task import Metric
@@ -29,8 +31,10 @@ def coco_ground_truth(records, class_names: Sequence[str]) -> dict:
             "categories": [{"id": i, "name": n} for i, n in enumerate(class_names)]}
 
 
-def coco_evaluate(gt: dict, detections: Mapping[int, np.ndarray], per_class: bool = True) -> dict[str, float]:
-    """COCO box AP of ``{image_id: [K, 6] (class, score, x1, y1, x2, y2)}`` against ``gt``."""
+def coco_evaluate(gt: dict, detections: Mapping[int, np.ndarray], per_class: bool = True,
+                  keep: dict | None = None) -> dict[str, float]:
+    """COCO box AP of ``{image_id: [K, 6] (class, score, x1, y1, x2, y2)}`` against ``gt``; ``keep``
+    receives COCOeval's precision array (for PR curves)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -49,8 +53,10 @@ def coco_evaluate(gt: dict, detections: Mapping[int, np.ndarray], per_class: boo
         evaluator.accumulate()
         evaluator.summarize()
     metrics = {name: max(float(v), 0.0) for name, v in zip(COCO_NAMES, evaluator.stats[:6])}
+    precision = evaluator.eval["precision"]  # [iou, recall, class, area, max_dets]
+    if keep is not None:
+        keep["precision"] = precision
     if per_class:
-        precision = evaluator.eval["precision"]  # [iou, recall, class, area, max_dets]
         for k, cat in enumerate(gt["categories"]):
             p50 = precision[0, :, k, 0, -1]
             p_all = precision[:, :, k, 0, -1]
@@ -111,7 +117,8 @@ def voc_evaluate(records, detections: Mapping[int, np.ndarray], num_classes: int
 class DetectionMetric(Metric):
     """Decodes raw PicoDet outputs per batch and scores them with COCO and VOC mAP at the end."""
 
-    def __init__(self, dataset, postprocess_cfg: Mapping | None = None):
+    def __init__(self, dataset, postprocess_cfg: Mapping | None = None, keep: int = 4):
+        self.dataset, self.keep = dataset, keep
         self.records, self.class_names = dataset.records, dataset.class_names
         self.post = dict(postprocess_cfg or {})
         self.gt = coco_ground_truth(self.records, self.class_names)
@@ -119,6 +126,7 @@ class DetectionMetric(Metric):
 
     def reset(self) -> None:
         self.detections: dict[int, np.ndarray] = {}
+        self.curves: dict = {}
 
     def update(self, outputs: dict, batch: dict) -> None:
         size = tuple(batch["image"].shape[2:])
@@ -128,8 +136,28 @@ class DetectionMetric(Metric):
             self.detections[int(im_id)] = d
 
     def compute(self) -> dict[str, float]:
-        metrics = coco_evaluate(self.gt, self.detections)
+        metrics = coco_evaluate(self.gt, self.detections, keep=self.curves)
         metrics["VOC_mAP50"] = voc_evaluate(self.records, self.detections, len(self.class_names))
         metrics["VOC_mAP50_11pt"] = voc_evaluate(self.records, self.detections, len(self.class_names),
                                                  eleven_point=True)
         return metrics
+
+    def write_report(self, out_dir: str | Path, score_threshold: float = 0.3) -> list[Path]:
+        """``pr_curve.png`` (after ``compute``) and ``overlay_*.jpg`` of the first evaluated images."""
+        from .data import read_image
+        from .report import overlay, plot_pr_curves
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        # no detections at all: precision is 0 at every recall
+        precision = self.curves.get("precision", np.zeros((10, 101, len(self.class_names), 4, 3)))
+        written.append(plot_pr_curves(precision, self.class_names, out / "pr_curve.png"))
+        by_id = {rec.image_id: rec for rec in self.records}
+        for im_id in sorted(self.detections)[: self.keep]:
+            rec = by_id[im_id]
+            image = overlay(read_image(rec.image), rec, self.detections[im_id], self.class_names, score_threshold)
+            path = out / f"overlay_{rec.image.stem}.jpg"
+            cv2.imwrite(str(path), image)
+            written.append(path)
+        return written

@@ -18,9 +18,13 @@ class DetectionTask(Task):
     datasets = DATASETS
     components = (BACKBONES, NECKS, HEADS, LOSSES, ASSIGNERS, TRANSFORMS)
 
+    def __init__(self):
+        self.metric: DetectionMetric | None = None  # the last one built, for evaluation reports
+
     def build_metric(self, cfg, dataset):
         post = (cfg.get("export") or {}).get("postprocess", {})
-        return DetectionMetric(dataset, {k: v for k, v in post.items() if k in POSTPROCESS_KEYS})
+        self.metric = DetectionMetric(dataset, {k: v for k, v in post.items() if k in POSTPROCESS_KEYS})
+        return self.metric
 
     def deploy_spec(self, cfg, model) -> dict:
         """Fixed-size resize + BGR normalisation in, GFL decoding + multi-class NMS out."""

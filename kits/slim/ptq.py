@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 ALGOS = {"minmax": "MinMax", "abs_max": "MinMax", "avg": "MinMax", "entropy": "Entropy", "kl": "Entropy",
          "percentile": "Percentile", "hist": "Percentile", "distribution": "Distribution"}
 TYPES = ("int8", "uint8")
+FORMATS = ("qdq", "qoperator")
 
 
 @STRATEGIES.register
@@ -32,8 +33,11 @@ class PTQ(Strategy):
 
     algo: minmax (= abs_max), avg (min/max averaged over calibration batches), entropy (= KL),
     percentile (= hist), distribution. calib_samples: training samples used for calibration.
-    exclude: glob patterns of ONNX node names kept in float. dynamic: weights-only quantization
-    without calibration.
+    quant_format: ``qoperator`` (QLinearConv and friends: what ONNX Runtime runs fastest on CPU) or
+    ``qdq`` (Quantize/Dequantize pairs: what OpenVINO and TensorRT read). op_types: ONNX op types to
+    quantize (null: every type the quantizer supports). exclude: glob patterns of ONNX node names
+    kept in float; keep_outputs_float also keeps the nodes that produce the model outputs (score
+    maps need more than 256 levels). dynamic: weights-only quantization without calibration.
     """
 
     stage = "artifact"
@@ -45,8 +49,10 @@ class PTQ(Strategy):
     activation_type: str = "uint8"
     weight_type: str = "int8"
     percentile: float = 99.999
-    op_types: list = field(default_factory=lambda: ["Conv", "MatMul", "Gemm"])
+    quant_format: str = "qdq"
+    op_types: list | None = None
     exclude: list = field(default_factory=list)
+    keep_outputs_float: bool = True
     dynamic: bool = False
 
     def __post_init__(self):
@@ -57,6 +63,9 @@ class PTQ(Strategy):
         for key in ("activation_type", "weight_type"):
             if getattr(self, key) not in TYPES:
                 raise ConfigError(f"PTQ.{key} must be one of {', '.join(TYPES)}, got {getattr(self, key)!r}")
+        if self.quant_format not in FORMATS:
+            raise ConfigError(f"PTQ.quant_format must be one of {', '.join(FORMATS)}, got {self.quant_format!r}."
+                              f"{did_you_mean(str(self.quant_format), FORMATS)}")
         if not isinstance(self.calib_samples, int) or self.calib_samples < 1:
             raise ConfigError(f"PTQ.calib_samples must be a positive integer, got {self.calib_samples!r}")
 
@@ -68,30 +77,36 @@ class PTQ(Strategy):
         from onnxruntime import quantization as q
 
         out = Path(out_dir) / "model_int8.onnx"
-        model = onnx.load(str(onnx_file))
-        excluded = [n.name for n in model.graph.node if any(fnmatch.fnmatch(n.name, p) for p in self.exclude)]
         types = {"int8": q.QuantType.QInt8, "uint8": q.QuantType.QUInt8}
+        common = {"op_types_to_quantize": self.op_types, "per_channel": self.per_channel,
+                  "reduce_range": self.reduce_range, "weight_type": types[self.weight_type]}
         if self.dynamic:
-            q.quantize_dynamic(str(onnx_file), str(out), op_types_to_quantize=self.op_types,
-                               per_channel=self.per_channel, reduce_range=self.reduce_range,
-                               weight_type=types[self.weight_type], nodes_to_exclude=excluded)
+            excluded = self._excluded(onnx.load(str(onnx_file)))
+            q.quantize_dynamic(str(onnx_file), str(out), nodes_to_exclude=excluded, **common)
+            ctx.info["ptq"] = {"dynamic": True}
         else:
-            prepared = Path(out_dir) / "model_prepared.onnx"
+            prepared = Path(out_dir) / "model_prepared.onnx"  # shape inference + graph clean-up first
             q.shape_inference.quant_pre_process(str(onnx_file), str(prepared), skip_symbolic_shape=True)
+            model = onnx.load(str(prepared))
+            excluded = self._excluded(model)
             reader = _Reader(ctx, [i.name for i in model.graph.input], self.calib_samples)
-            extra = {"CalibMovingAverage": self.algo.lower() == "avg",
-                     "CalibPercentile": self.percentile}
-            q.quantize_static(str(prepared), str(out), reader, quant_format=q.QuantFormat.QDQ,
-                              op_types_to_quantize=self.op_types, per_channel=self.per_channel,
-                              reduce_range=self.reduce_range, activation_type=types[self.activation_type],
-                              weight_type=types[self.weight_type], nodes_to_exclude=excluded,
+            fmt = q.QuantFormat.QDQ if self.quant_format == "qdq" else q.QuantFormat.QOperator
+            q.quantize_static(str(prepared), str(out), reader, quant_format=fmt,
+                              activation_type=types[self.activation_type], nodes_to_exclude=excluded,
                               calibrate_method=getattr(q.CalibrationMethod, ALGOS[self.algo.lower()]),
-                              extra_options=extra)
+                              extra_options={"CalibMovingAverage": self.algo.lower() == "avg",
+                                             "CalibPercentile": self.percentile}, **common)
             prepared.unlink(missing_ok=True)
             ctx.info["ptq"] = {"calibration_samples": reader.seen, "algo": self.algo}
-        ctx.info.setdefault("ptq", {})["excluded_nodes"] = len(excluded)
-        log.info("PTQ wrote %s", out)
+        ctx.info["ptq"]["float_nodes"] = excluded
+        log.info("PTQ wrote %s (%d nodes kept in float)", out, len(excluded))
         return out
+
+    def _excluded(self, model) -> list[str]:
+        outputs = {o.name for o in model.graph.output}
+        return [n.name for n in model.graph.node
+                if any(fnmatch.fnmatch(n.name, p) for p in self.exclude)
+                or (self.keep_outputs_float and outputs & set(n.output))]
 
 
 class _Reader:

@@ -35,8 +35,14 @@ def _short_list(out: Path) -> Path:
 def test_train_writes_weights_and_metrics(trained):
     cfg, out, summary = trained
     assert summary["steps"] == 2 and summary["best_metric"] == "mAP"
-    metrics = det.evaluate(cfg, weights=latest_weights(out))
+    metrics = det.evaluate(cfg, weights=latest_weights(out), report_dir=out / "eval")
     assert {"mAP", "AP50", "AP75", "VOC_mAP50"} <= set(metrics) and 0.0 <= metrics["mAP"] <= 1.0
+    import cv2
+
+    curve = cv2.imread(str(out / "eval" / "pr_curve.png"))
+    assert curve is not None and curve.shape[0] > 100
+    overlays = sorted((out / "eval").glob("overlay_*.jpg"))
+    assert len(overlays) == 4 and all(cv2.imread(str(p)) is not None for p in overlays)
 
 
 def test_export_and_runtime_match_the_kit(trained):
