@@ -26,7 +26,7 @@ from .models import PicoDet
 from kits.deploy.detection_ops import postprocess
 from .pretrained import coco_names
 from .registry import MODELS, TRANSFORMS
-from .task import DetectionTask
+from .task import DetectionTask, preprocess_ops
 
 __all__ = [
     "train", "evaluate", "compress", "export", "predict", "load_model", "list_models", "list_pretrained", "visualize",
@@ -75,6 +75,7 @@ def load_model(config, weights: str | os.PathLike | None = None, overrides: Iter
     """Build the config's model in eval mode with ``weights`` (default: the config's ``pretrained``)."""
     cfg = _cfg(config, overrides)
     model = runner.load_model(cfg, DetectionTask(), weights)
+    model.preprocess = preprocess_ops(cfg, model)  # what predict() runs, as the exported model does
     return model
 
 
@@ -98,20 +99,35 @@ def list_pretrained() -> list[str]:
 
 
 def predict(model, images: Sequence[str | os.PathLike | np.ndarray], score_threshold: float = 0.3,
-            mean=(103.53, 116.28, 123.675), std=(57.375, 57.12, 58.395)) -> list[np.ndarray]:
-    """Detections per image as [K, 6] arrays (class, score, x1, y1, x2, y2) in original pixels."""
+            preprocess: list[dict] | None = None) -> list[np.ndarray]:
+    """Detections per image as [K, 6] arrays (class, score, x1, y1, x2, y2) in original pixels.
+
+    ``preprocess`` is a deploy-style op list; by default the one ``load_model`` took from the
+    config (so prediction matches the exported model), else PicoDet's BGR resize + normalise.
+    """
     import paddle
 
-    h, w = model.input_size
+    from kits.deploy.ops import PREPROCESS, build_pipeline
+
+    ops = build_pipeline(preprocess or getattr(model, "preprocess", None) or default_preprocess(model), PREPROCESS)
     results = []
     for image in images:
-        img = read_image(Path(image)) if not isinstance(image, np.ndarray) else image
-        x = (cv2.resize(img, (w, h)).astype(np.float32) - np.float32(mean)) / np.float32(std)
+        sample = {"image": image} if isinstance(image, np.ndarray) else {"image": read_image(Path(image))}
+        for op in ops:
+            sample = op(sample)
         with paddle.no_grad():
-            out = model({"image": paddle.to_tensor(x.transpose(2, 0, 1)[None])})
-        dets = postprocess(out["cls_scores"], out["reg_dists"], (h, w), [img.shape[:2]])[0]
+            out = model({"image": paddle.to_tensor(np.asarray(sample["image"])[None])})
+        dets = postprocess(out["cls_scores"], out["reg_dists"], tuple(sample["input_shape"]),
+                           [tuple(sample["orig_shape"])])[0]
         results.append(dets[dets[:, 1] >= score_threshold])
     return results
+
+
+def default_preprocess(model) -> list[dict]:
+    """PicoDet's COCO preprocessing: BGR, fixed resize, ImageNet mean/std in 0..255."""
+    return [{"type": "DecodeImage", "to_rgb": False}, {"type": "Resize", "size": list(model.input_size), "keep_ratio": False},
+            {"type": "Normalize", "mean": [103.53, 116.28, 123.675], "std": [57.375, 57.12, 58.395], "scale": 1.0},
+            {"type": "HWC2CHW"}]
 
 
 def visualize(image: np.ndarray, detections: np.ndarray, class_names: Sequence[str] = ()) -> np.ndarray:

@@ -27,20 +27,24 @@ class DetectionTask(Task):
         return self.metric
 
     def deploy_spec(self, cfg, model) -> dict:
-        """Fixed-size resize + BGR normalisation in, GFL decoding + multi-class NMS out."""
-        h, w = model.input_size
-        norm = next((t for t in cfg.get_path("val_dataset.transforms", []) if t.get("type") == "Normalize"), {})
+        """Fixed-size resize + normalisation in, GFL decoding + multi-class NMS out."""
         post = {"type": "PicoDetPostprocess", "strides": list(model.head.strides), "reg_max": model.head.reg_max,
                 **{k: v for k, v in (cfg.get("export") or {}).get("postprocess", {}).items() if k in POSTPROCESS_KEYS}}
         levels = len(model.head.strides)
         return {"task": "detection", "config_hash": cfg.sha256(), "labels": class_names(cfg, model),
                 "outputs": [f"scores_{i}" for i in range(levels)] + [f"dists_{i}" for i in range(levels)],
-                "preprocess": [{"type": "DecodeImage", "to_rgb": False},
-                               {"type": "Resize", "size": [h, w], "keep_ratio": False},
-                               {"type": "Normalize", "mean": list(norm.get("mean", [103.53, 116.28, 123.675])),
-                                "std": list(norm.get("std", [57.375, 57.12, 58.395])), "scale": 1.0},
-                               {"type": "HWC2CHW"}],
-                "postprocess": [post]}
+                "preprocess": preprocess_ops(cfg, model), "postprocess": [post]}
+
+
+def preprocess_ops(cfg, model) -> list[dict]:
+    """The deploy ops equal to the config's validation transforms (decode, resize, normalise)."""
+    h, w = model.input_size
+    norm = next((t for t in cfg.get_path("val_dataset.transforms", []) if t.get("type") == "Normalize"), {})
+    return [{"type": "DecodeImage", "to_rgb": bool(norm.get("to_rgb", False))},
+            {"type": "Resize", "size": [h, w], "keep_ratio": False},
+            {"type": "Normalize", "mean": list(norm.get("mean", [103.53, 116.28, 123.675])),
+             "std": list(norm.get("std", [57.375, 57.12, 58.395])), "scale": 1.0},
+            {"type": "HWC2CHW"}]
 
 
 def class_names(cfg, model) -> list[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from kits.core.pretrained import WeightSpec, register_weights
 
-from .efficientnet_lite import EfficientNetLite
+from .efficientnet_lite import EfficientNetLite, EfficientNetLite0
 
 # name -> config of the backbone that fits the weights, and the input they expect
 PRETRAINED = {
@@ -31,4 +31,4 @@ register_weights(WeightSpec(
     description="EfficientNet-Lite0 ImageNet-1k classifier (4.65M params); RGB (x - 127) / 128, 224x224",
 ))
 
-__all__ = ["EfficientNetLite", "PRETRAINED"]
+__all__ = ["EfficientNetLite", "EfficientNetLite0", "PRETRAINED"]

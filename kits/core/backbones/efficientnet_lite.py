@@ -155,3 +155,15 @@ def convert_torch_state(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             name = re.sub(pattern, repl, name)
         out[name] = value.T.copy() if name == "fc.weight" else value  # paddle Linear is [in, out]
     return out
+
+
+def EfficientNetLite0(out_strides: tuple = (8, 16, 32), drop_path_rate: float = 0.0,
+                      pretrained: str | None = None) -> EfficientNetLite:
+    """EfficientNet-Lite0 features at ``out_strides``; ``pretrained: efficientnet_lite0_imagenet``
+    loads the ImageNet weights (inputs RGB ``(x - 127) / 128``); the classifier is not built."""
+    from kits.core.pretrained import load_into
+
+    net = EfficientNetLite("lite0", tuple(out_strides), num_classes=0, drop_path_rate=drop_path_rate)
+    if pretrained:
+        load_into(net, pretrained)  # the ImageNet head/fc tensors are reported as unused
+    return net

@@ -169,14 +169,18 @@ def resize_sample(sample: dict, size: tuple[int, int], keep_ratio: bool, interp:
 
 @TRANSFORMS.register
 class Normalize:
-    """``(image - mean) / std`` per channel, in the image's (BGR) channel order; HWC -> CHW float32."""
+    """``(image - mean) / std`` per channel; HWC -> CHW float32. Images are decoded BGR; ``to_rgb``
+    swaps them to RGB first (for backbones trained on RGB, e.g. the ImageNet EfficientNet-Lite0)."""
 
-    def __init__(self, mean: Sequence[float] = (103.53, 116.28, 123.675), std: Sequence[float] = (57.375, 57.12, 58.395)):
+    def __init__(self, mean: Sequence[float] = (103.53, 116.28, 123.675), std: Sequence[float] = (57.375, 57.12, 58.395),
+                 to_rgb: bool = False):
         self.mean = np.asarray(mean, np.float32)
         self.std = np.asarray(std, np.float32)
+        self.to_rgb = bool(to_rgb)
 
     def __call__(self, sample: dict) -> dict:
-        img = (sample["image"].astype(np.float32) - self.mean) / self.std
+        image = sample["image"][..., ::-1] if self.to_rgb else sample["image"]
+        img = (image.astype(np.float32) - self.mean) / self.std
         sample["image"] = np.ascontiguousarray(img.transpose(2, 0, 1))
         return sample
 

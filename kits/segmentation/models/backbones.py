@@ -11,21 +11,12 @@ from __future__ import annotations
 import paddle
 import paddle.nn as nn
 
-from kits.core.backbones import EfficientNetLite
+from kits.core.backbones import EfficientNetLite0
 from kits.core.pretrained import load_into
 
 from ..registry import BACKBONES
 
-
-@BACKBONES.register
-def EfficientNetLite0(out_strides: tuple = (8, 16, 32), drop_path_rate: float = 0.0,
-                      pretrained: str | None = None) -> EfficientNetLite:
-    """EfficientNet-Lite0 features at ``out_strides``; ``pretrained: efficientnet_lite0_imagenet``
-    loads the ImageNet weights (inputs RGB ``(x - 127) / 128``); the classifier is not built."""
-    net = EfficientNetLite("lite0", tuple(out_strides), num_classes=0, drop_path_rate=drop_path_rate)
-    if pretrained:
-        load_into(net, pretrained)  # the ImageNet head/fc tensors are reported as unused
-    return net
+BACKBONES.register(EfficientNetLite0)
 
 
 class ConvBNReLU(nn.Sequential):
