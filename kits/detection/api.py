@@ -29,11 +29,16 @@ from .registry import MODELS, TRANSFORMS
 from .task import DetectionTask, preprocess_ops
 
 __all__ = [
-    "train", "evaluate", "compress", "export", "predict", "load_model", "list_models", "list_pretrained", "visualize",
+    "train", "evaluate", "compress", "task_for", "export", "predict", "load_model", "list_models", "list_pretrained", "visualize",
     "DetectionTask", "PicoDet", "VOCDetection", "COCODetection", "postprocess", "coco_names",
     "MODELS", "TRANSFORMS",
 ]
 log = logging.getLogger(__name__)
+
+
+def task_for(cfg=None) -> DetectionTask:
+    """The trainer adapter of this kit (one task type here; the NLP kit picks one per config)."""
+    return DetectionTask()
 
 
 def _cfg(config, overrides: Iterable[str] = ()) -> Config:
@@ -43,7 +48,7 @@ def _cfg(config, overrides: Iterable[str] = ()) -> Config:
 def train(config: str | os.PathLike | Config | dict, overrides: Iterable[str] = (), resume=None,
           dry_run: bool = False) -> dict:
     """Train (or with ``dry_run`` only validate and build) from a config; returns a summary dict."""
-    return runner.run_train(config, lambda cfg: DetectionTask(), overrides, resume, dry_run)
+    return runner.run_train(config, task_for, overrides, resume, dry_run)
 
 
 def evaluate(config, weights: str | os.PathLike | None = None, overrides: Iterable[str] = (),
@@ -66,7 +71,7 @@ def compress(config, recipe, weights: str | os.PathLike | None = None, overrides
     of baseline vs compressed, both measured as exported files in the target engines."""
     from kits.slim import compress as run_compress
 
-    return run_compress(config, recipe, lambda cfg: DetectionTask(), weights=weights, overrides=overrides,
+    return run_compress(config, recipe, task_for, weights=weights, overrides=overrides,
                         recipe_overrides=recipe_overrides, output=output)
 
 

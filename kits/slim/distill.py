@@ -1,7 +1,8 @@
 """Knowledge distillation: the student learns from a frozen teacher during fine-tuning.
 
 Pairs name a sublayer of the student and one of the teacher; their outputs are captured with
-forward hooks and compared with KL divergence at a temperature (logits) or mean squared error
+forward hooks and compared with KL divergence at a temperature (softmax logits), binary cross-entropy
+against the teacher's sigmoid (independent per-class logits, e.g. detectors) or mean squared error
 (features, through a learned 1x1 adapter when the channel counts differ). The teacher defaults to
 the uncompressed model, which is what a prune -> distill recipe wants.
 """
@@ -18,7 +19,7 @@ from kits.core.errors import ConfigError, did_you_mean
 
 from .base import STRATEGIES, SlimContext, Strategy
 
-LOSSES = ("kl", "mse")
+LOSSES = ("kl", "bce", "mse")
 PAIR_KEYS = ("student", "teacher", "loss", "weight", "temperature", "axis")
 
 
@@ -180,6 +181,10 @@ class DistillModel(nn.Layer):
             q = F.softmax(t / temp, axis=axis)
             kl = (q * (paddle.log(paddle.clip(q, min=1e-12)) - log_p)).sum(axis=axis).mean()
             return float(pair["weight"]) * kl * temp * temp
+        if pair["loss"] == "bce":
+            temp = float(pair["temperature"])
+            soft = F.sigmoid(t / temp)
+            return float(pair["weight"]) * F.binary_cross_entropy_with_logits(s / temp, soft) * temp * temp
         s = self.adapters[index](s)
         return float(pair["weight"]) * F.mse_loss(s, t)
 

@@ -45,8 +45,8 @@ def compress(config, recipe, task_for, weights=None, overrides=(), recipe_overri
     ctx = SlimContext(cfg=_finetune_cfg(cfg, rec, out), task=task, model=model, out_dir=out,
                       baseline=copy.deepcopy(model))
     simulated = _run_model_stage(ctx, rec)
-    compressed_dir = _export_compressed(ctx, rec, model, formats, out / "compressed")
-    rows = {"baseline": measure_artifact(baseline_dir, model, task, cfg, rec.report),
+    compressed_dir = _export_compressed(ctx, rec, formats, out / "compressed")
+    rows = {"baseline": measure_artifact(baseline_dir, ctx.baseline, task, cfg, rec.report),
             "compressed": measure_artifact(compressed_dir, ctx.model, task, cfg, rec.report)}
     report = judge(rec, rows, simulated, ctx, {"baseline": baseline_dir, "compressed": compressed_dir})
     _ship(out, report)
@@ -122,7 +122,7 @@ def _eval_batch(cfg: Config) -> int:
     return int(tc.get("eval_batch_size") or tc.get("batch_size") or 1)
 
 
-def _export_compressed(ctx: SlimContext, rec: Recipe, model, formats: list[str], directory: Path) -> Path:
+def _export_compressed(ctx: SlimContext, rec: Recipe, formats: list[str], directory: Path) -> Path:
     from kits.export import export, export_from_onnx
 
     artifact_steps = [s for s in rec.strategies if s.stage == "artifact"]
@@ -147,3 +147,28 @@ def _ship(out: Path, report: dict) -> None:
     target = out / "ship"
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(out / report["shipped"], target)
+
+
+def analyze_sensitivity(config, task_for, weights=None, overrides=(), ratios=(0.1, 0.2, 0.3, 0.4, 0.5),
+                        criterion: str = "l1_norm", samples: int | None = 32, metric: str | None = None,
+                        output=None) -> dict:
+    """Prune each channel group alone at each ratio and score the config's val set (first ``samples``);
+    writes ``sensitivity.json`` / ``.md`` / ``.png`` under ``output``."""
+    from .deployed import score, val_loader
+    from .sensitivity import sensitivity, write_sensitivity
+
+    cfg = runner.as_config(config, overrides)
+    task = task_for(cfg)
+    model = runner.load_model(cfg, task, weights)
+    dataset, loader = val_loader(task, cfg, _eval_batch(cfg), samples)
+    name = metric or cfg.get_path("trainer.best_metric")
+
+    def evaluate(net) -> float:
+        metrics = score(net, task, cfg, dataset, loader)
+        return metrics[name] if name else next(iter(metrics.values()))
+
+    result = sensitivity(model, evaluate, ratios=ratios, criterion=criterion)
+    result["metric"] = name
+    out = Path(output or Path(cfg["trainer"]["output_dir"]) / "sensitivity")
+    write_sensitivity(result, out)
+    return result

@@ -17,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from slim_tiny import tiny_detection_cfg  # noqa: E402
 
 PAIRS = [{"student": "head.cls_out.0", "loss": "kl", "temperature": 2.0, "axis": 1},
-         {"student": "neck", "teacher": "neck", "loss": "mse", "weight": 0.5}]
+         {"student": "neck", "teacher": "neck", "loss": "mse", "weight": 0.5},
+         {"student": "head.cls_out.1", "loss": "bce"}]
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +53,13 @@ def test_student_moves_towards_the_teacher(setup):
     first = None
     for _ in range(12):
         losses = model(batch)
-        assert float(losses["loss"]) > float(losses["distill_0"] + losses["distill_1"])  # task loss kept
+        assert float(losses["loss"]) > sum(float(losses[f"distill_{i}"]) for i in range(3))  # task loss kept
         sum(v for k, v in losses.items() if k.startswith("distill")).backward()  # only the teacher's pull
         opt.step()
         opt.clear_grad()
         first = first if first is not None else dict(model.last_losses)
-    assert set(first) == {"distill_0", "distill_1"}
+    assert set(first) == {"distill_0", "distill_1", "distill_2"}
+    assert model.last_losses["distill_2"] < first["distill_2"]
     assert model.last_losses["distill_1"] < 0.7 * first["distill_1"]
     assert model.last_losses["distill_0"] < first["distill_0"]
     model.eval()

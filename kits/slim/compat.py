@@ -1,0 +1,222 @@
+"""The one documented compatibility shim module of ``kits.slim`` (DESIGN rule 8).
+
+Every patch of a third-party package lives here, says what it works around and for which
+versions, and is idempotent. Nothing is patched at import time: callers ask for a shim when
+they need it, and scoped patches (context managers) undo themselves on exit.
+
+Section "PaddleSlim": PaddleSlim 2.6.0 (the last release) on paddle 3.3.x with numpy 2.x.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Iterator
+
+# ===================================================================================== PaddleSlim
+
+_SLIM_PATCHED = False
+
+
+def paddleslim_shim() -> None:
+    """Make PaddleSlim 2.6.0 importable and usable on paddle 3.3.x / numpy 2.x (idempotent).
+
+    * paddle 3.x renamed ``paddle.base.dygraph.base._to_static_mode_guard_`` to
+      ``to_static_mode_guard``; PaddleSlim's dygraph tracer (``paddleslim.core.dygraph``) still
+      calls the old name -> alias it.
+    * numpy 2.0 removed ``np.product``; PaddleSlim's FPGM criterion and FLOPs/size analysis call
+      it -> alias it to ``np.prod`` (same function).
+
+    Both aliases only add a missing name; nothing that exists is replaced.
+    """
+    global _SLIM_PATCHED
+    if _SLIM_PATCHED:
+        return
+    import numpy as np
+    import paddle.base.dygraph.base as dy_base
+
+    if not hasattr(dy_base, "_to_static_mode_guard_") and hasattr(dy_base, "to_static_mode_guard"):
+        dy_base._to_static_mode_guard_ = dy_base.to_static_mode_guard
+    if not hasattr(np, "product"):
+        np.product = np.prod
+    _SLIM_PATCHED = True
+
+
+def import_paddleslim_dygraph():
+    """``paddleslim.dygraph`` with the shim applied (PaddleSlim is imported lazily, here only)."""
+    paddleslim_shim()
+    import paddleslim.dygraph as slim_dygraph
+
+    return slim_dygraph
+
+
+@contextlib.contextmanager
+def paddleslim_tracing() -> Iterator[None]:
+    """Scope in which PaddleSlim may trace a dygraph model into a legacy ``Program``.
+
+    PaddleSlim 2.6.0 builds its pruning graph from the legacy program IR; on paddle 3.3.x:
+
+    * under PIR its graph wrapper fails (``'pir.Operation' object has no attribute
+      'input_arg_names'``) -> run inside ``paddle.pir_utils.OldIrGuard()`` (scoped: a global
+      ``FLAGS_enable_pir_api=0`` breaks ``jit.save`` of transformer models elsewhere);
+    * paddle 3.3 binds ``sigmoid``, ``tanh``, ``matmul``, ``gelu``, ``sum``... straight to C
+      functions that accept eager tensors and PIR values only (``argument must be Value, but got
+      Variable``) -> while tracing, those names fall back to appending the same legacy op when
+      given a legacy ``Variable`` (see ``_LEGACY_OPS``); other inputs go to the original;
+    * the graph wrapper finds an op's neighbours by scanning every op (quadratic: ~30 s for a
+      64x64 PicoDet) -> while tracing, ``VarWrapper.inputs/outputs`` answer from an index built
+      once per graph (same ops, same order; the traced program is not changed during the scan);
+    * tracing resets paddle's parameter-name counter, so layers created afterwards (distillation
+      adapters...) would reuse existing names and share optimizer state with them -> tracing runs
+      under its own ``unique_name`` generator.
+
+    Everything is restored on exit, also on errors.
+    """
+    paddleslim_shim()
+    import paddle
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(paddle.utils.unique_name.guard())
+        stack.enter_context(_legacy_op_fallbacks())
+        stack.enter_context(_indexed_graph_lookups())
+        stack.enter_context(paddle.pir_utils.OldIrGuard())
+        yield
+
+
+# ---- legacy op fallbacks ------------------------------------------------------------------------
+
+def _unary(op_type, attrs=None):
+    def build(x, *args, **kwargs):
+        return _append_legacy_op(op_type, {"X": [x]}, attrs(*args, **kwargs) if attrs else {})
+    return build
+
+
+def _binary(op_type, attrs):
+    def build(x, y, *args, **kwargs):
+        return _append_legacy_op(op_type, {"X": [x], "Y": [y]}, attrs(*args, **kwargs))
+    return build
+
+
+def _gelu_attrs(approximate=False, name=None):
+    return {"approximate": approximate in (True, "tanh")}
+
+
+def _matmul_attrs(transpose_x=False, transpose_y=False, name=None, **_):
+    return {"trans_x": bool(transpose_x), "trans_y": bool(transpose_y)}
+
+
+def _elementwise_attrs(name=None, **_):
+    return {"axis": -1}
+
+
+def _sum(x, axis=None, dtype=None, keepdim=False, name=None):
+    if dtype is not None:
+        x = x.astype(dtype)
+    dims = [] if axis is None else [axis] if isinstance(axis, int) else list(axis)
+    return _append_legacy_op("reduce_sum", {"X": [x]}, {"dim": dims, "keep_dim": bool(keepdim),
+                                                         "reduce_all": axis is None})
+
+
+# paddle function name -> builder of the legacy op with the same meaning
+_LEGACY_OPS = {
+    "sigmoid": _unary("sigmoid"), "tanh": _unary("tanh"), "exp": _unary("exp"), "log": _unary("log"),
+    "sqrt": _unary("sqrt"), "rsqrt": _unary("rsqrt"), "abs": _unary("abs"),
+    "gelu": _unary("gelu", _gelu_attrs),
+    "matmul": _binary("matmul_v2", _matmul_attrs),
+    "multiply": _binary("elementwise_mul", _elementwise_attrs),
+    "maximum": _binary("elementwise_max", _elementwise_attrs),
+    "minimum": _binary("elementwise_min", _elementwise_attrs),
+    "sum": _sum,
+}
+
+
+def _append_legacy_op(op_type: str, inputs: dict, attrs: dict):
+    from paddle.base.layer_helper import LayerHelper
+
+    helper = LayerHelper(op_type)
+    out = helper.create_variable_for_type_inference(inputs["X"][0].dtype)
+    helper.append_op(type=op_type, inputs=inputs, outputs={"Out": [out]}, attrs=attrs)
+    return out
+
+
+def _with_fallback(original, build):
+    from paddle.base.framework import Variable
+
+    def patched(*args, **kwargs):
+        if args and isinstance(args[0], Variable):
+            return build(*args, **kwargs)
+        return original(*args, **kwargs)
+
+    patched.__wrapped__ = original
+    return patched
+
+
+@contextlib.contextmanager
+def _legacy_op_fallbacks() -> Iterator[None]:
+    """Rebind every alias (in paddle's and this package's modules, and as methods of the legacy
+    ``Variable``) of the C-only functions."""
+    import paddle
+    import paddle.nn.functional as F
+
+    originals = {}
+    for name, build in _LEGACY_OPS.items():
+        for home in (paddle, F):
+            if hasattr(home, name):
+                originals[id(getattr(home, name))] = (getattr(home, name), build)
+
+    from paddle.base.framework import Variable
+
+    swapped = []
+    for name, build in _LEGACY_OPS.items():  # methods of legacy Variables (x.sum()) are C functions too
+        method = Variable.__dict__.get(name)
+        if method is not None and type(method).__name__ == "builtin_function_or_method":
+            swapped.append((Variable, name, method))
+            setattr(Variable, name, _with_fallback(method, build))
+    for mod_name, module in list(sys.modules.items()):
+        if module is None or not mod_name.startswith(("paddle", "kits")):
+            continue
+        for attr, value in list(vars(module).items()):
+            hit = originals.get(id(value))
+            if hit is not None and hit[0] is value:
+                swapped.append((module, attr, value))
+                setattr(module, attr, _with_fallback(value, hit[1]))
+    try:
+        yield
+    finally:
+        for module, attr, value in swapped:
+            setattr(module, attr, value)
+
+
+# ---- indexed graph lookups ----------------------------------------------------------------------
+
+def _graph_index(graph):
+    """var name -> (ops writing it, ops reading it), in program order; cached on the wrapper."""
+    index = graph.__dict__.get("_kits_index")
+    if index is None:
+        producers, consumers = {}, {}
+        for op in graph.ops():
+            for name in dict.fromkeys(op._op.input_arg_names):
+                consumers.setdefault(name, []).append(op)
+            for name in dict.fromkeys(op._op.output_arg_names):
+                producers.setdefault(name, []).append(op)
+        index = graph.__dict__["_kits_index"] = (producers, consumers)
+    return index
+
+
+@contextlib.contextmanager
+def _indexed_graph_lookups() -> Iterator[None]:
+    from paddleslim.core.graph_wrapper import VarWrapper
+
+    saved = VarWrapper.inputs, VarWrapper.outputs
+
+    def inputs(self):
+        return list(_graph_index(self._graph)[0].get(self.name(), ()))
+
+    def outputs(self):
+        return list(_graph_index(self._graph)[1].get(self.name(), ()))
+
+    VarWrapper.inputs, VarWrapper.outputs = inputs, outputs
+    try:
+        yield
+    finally:
+        VarWrapper.inputs, VarWrapper.outputs = saved
