@@ -79,6 +79,11 @@ class Task:
         """The metric for ``dataset`` (which holds the ground truth and class names)."""
         return None
 
+    def export_model(self, cfg: Config, model):
+        """What the exporter traces (``export_forward`` / ``input_spec``): the model itself unless a
+        kit needs a wrapper, e.g. a fixed export size."""
+        return model
+
     def deploy_spec(self, cfg: Config, model) -> dict:
         """What the runtime needs beside the graph, written to ``deploy.yml`` by the exporter.
 

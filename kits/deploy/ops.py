@@ -38,27 +38,37 @@ class OpTable:
     def names(self) -> list[str]:
         return sorted(self._ops)
 
-    def build(self, cfg: dict) -> Callable:
+    def build(self, cfg: dict, **context) -> Callable:
+        """``context`` (see CONTEXT_ARGS) goes to the ops whose constructor takes it."""
         kwargs = dict(cfg)
         name = kwargs.pop("type", None)
         if name not in self._ops:
             raise SpecError(f"unknown {self.kind} op '{name}'.{did_you_mean(name, self._ops)} "
                             f"Valid {self.kind} ops: {', '.join(self.names())}")
         cls = self._ops[name]
-        accepted = set(inspect.signature(cls).parameters)
+        accepted = set(inspect.signature(cls).parameters) - set(CONTEXT_ARGS)
         for key in kwargs:
             if key not in accepted:
                 raise SpecError(f"{self.kind} op '{name}' has no option '{key}'.{did_you_mean(key, accepted)} "
                                 f"Valid options: {', '.join(sorted(accepted)) or '(none)'}")
-        return cls(**kwargs)
+        wanted = inspect.signature(cls).parameters
+        return cls(**kwargs, **{k: v for k, v in context.items() if k in wanted})
 
 
 PREPROCESS = OpTable("preprocess")
 POSTPROCESS = OpTable("postprocess")
 
 
-def build_pipeline(cfgs: list[dict], table: OpTable) -> list[Callable]:
-    return [table.build(cfg) for cfg in cfgs or []]
+# Given by the runtime, never written in deploy.yml: ``base_dir`` is the model directory (ops
+# that read files exported beside the model, e.g. a tokenizer's vocab, resolve them there).
+CONTEXT_ARGS = ("base_dir",)
+
+
+def build_pipeline(cfgs: list[dict], table: OpTable, **context) -> list[Callable]:
+    unknown = set(context) - set(CONTEXT_ARGS)
+    if unknown:
+        raise TypeError(f"unknown pipeline context {sorted(unknown)}; known: {', '.join(CONTEXT_ARGS)}")
+    return [table.build(cfg, **context) for cfg in cfgs or []]
 
 
 @dataclass
@@ -138,16 +148,19 @@ class Resize:
 
 @PREPROCESS.register
 class Normalize:
-    """``(image * scale - mean) / std`` per channel, as float32."""
+    """``(image * scale - mean) / std * scale_after`` per channel, as float32 (``scale_after``:
+    recipes that divide after standardising, e.g. the bundled ESPNet weights)."""
 
     def __init__(self, mean: list[float] = (0.0, 0.0, 0.0), std: list[float] = (1.0, 1.0, 1.0),
-                 scale: float = 1 / 255.0):
+                 scale: float = 1 / 255.0, scale_after: float = 1.0):
         self.mean = np.asarray(mean, np.float32)
         self.std = np.asarray(std, np.float32)
-        self.scale = np.float32(scale)
+        self.scale, self.scale_after = np.float32(scale), np.float32(scale_after)
 
     def __call__(self, sample: dict) -> dict:
         image = (sample["image"].astype(np.float32) * self.scale - self.mean) / self.std
+        if self.scale_after != 1:
+            image = image * self.scale_after
         return {**sample, "image": image}
 
 
@@ -231,26 +244,57 @@ class TopK:
 
 @POSTPROCESS.register
 class SegmentationMask:
-    """``mask``: per-pixel argmax of [C, H, W] logits, cropped to the image and resized back to it."""
+    """``mask``: per-pixel class ids of [C, H, W] logits, padding cropped, at the original image size.
 
-    def __init__(self, source: str | None = None, resize_to_original: bool = True):
-        self.source, self.resize_to_original = source, resize_to_original
+    interp ``nearest``: argmax, then the id map is resized; ``linear``: the logits are resized
+    (bilinear, half-pixel centres) and then argmax'ed, as the segmentation kit's predict and metric
+    do. void_index: the channel of a model's extra void output; its pixels keep that id, which
+    is no entry of ``labels`` (the kit's metric counts them as misses).
+    """
+
+    def __init__(self, source: str | None = None, resize_to_original: bool = True, interp: str = "nearest",
+                 void_index: int | None = None):
+        if interp not in ("nearest", "linear"):
+            raise SpecError(f"SegmentationMask interp '{interp}' is not one of nearest, linear."
+                            f"{did_you_mean(interp, ('nearest', 'linear'))}")
+        self.source, self.resize_to_original, self.interp = source, resize_to_original, interp
+        self.void_index = void_index
 
     def __call__(self, ctx: PostContext) -> None:
         logits = ctx.get(self.source)
         if logits.ndim != 3:
             raise SpecError(f"SegmentationMask expects [C, H, W] logits per sample, got shape {logits.shape}")
-        mask = np.argmax(logits, axis=0).astype(np.int32)
+        if self.void_index is not None and logits.shape[0] <= self.void_index:
+            raise SpecError(f"SegmentationMask void_index {self.void_index} needs more than {logits.shape[0]} "
+                            "channels")
         sample = ctx.sample
-        if self.resize_to_original and "orig_shape" in sample:
-            in_h, in_w = sample["input_shape"]
-            rh, rw = sample["resized_shape"]
-            mh, mw = mask.shape
-            mask = mask[: max(1, round(rh * mh / in_h)), : max(1, round(rw * mw / in_w))]
-            oh, ow = sample["orig_shape"]
-            mask = cv2.resize(mask, (ow, oh), interpolation=cv2.INTER_NEAREST)
-        ctx.result["mask"] = mask
+        if not (self.resize_to_original and "orig_shape" in sample):
+            ctx.result["mask"] = np.argmax(logits, axis=0).astype(np.int32)
+            return
+        in_h, in_w = sample["input_shape"]
+        rh, rw = sample["resized_shape"]
+        _, mh, mw = logits.shape
+        logits = logits[:, : max(1, round(rh * mh / in_h)), : max(1, round(rw * mw / in_w))]
+        oh, ow = sample["orig_shape"]
+        if self.interp == "linear":
+            ctx.result["mask"] = np.argmax(resize_linear(logits, oh, ow), axis=0).astype(np.int32)
+        else:
+            mask = np.argmax(logits, axis=0).astype(np.int32)
+            ctx.result["mask"] = cv2.resize(mask, (ow, oh), interpolation=cv2.INTER_NEAREST)
+
+
+def resize_linear(maps: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of [C, H, W] float maps (half-pixel centres, no antialiasing)."""
+    if maps.shape[1:] == (height, width):
+        return maps
+    hwc = np.ascontiguousarray(maps.transpose(1, 2, 0), dtype=np.float32)
+    # OpenCV resizes at most 512 channels at once
+    parts = [cv2.resize(hwc[..., i:i + 512], (width, height), interpolation=cv2.INTER_LINEAR)
+             for i in range(0, hwc.shape[2], 512)]
+    parts = [p[..., None] if p.ndim == 2 else p for p in parts]
+    return np.concatenate(parts, axis=2).transpose(2, 0, 1)
 
 
 # Kit-specific op modules (one import line each) register themselves here:
 from . import detection_ops  # noqa: E402,F401  (GFL decoding + multi-class NMS)
+from . import text_ops  # noqa: E402,F401  (tokenization, CRF Viterbi, entity spans)

@@ -29,7 +29,7 @@ class Predictor:
         if verify:
             self.spec.verify(self.format)
         self.engine = create_backend(backend, self.spec, self.format, threads, device, options)
-        self.pre = build_pipeline(self.spec.preprocess, PREPROCESS)
+        self.pre = build_pipeline(self.spec.preprocess, PREPROCESS, base_dir=self.spec.model_dir)
         self.post = build_pipeline(self.spec.postprocess, POSTPROCESS)
 
     # -- raw tensors ------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from .formats import FORMATS, Artifact, Job, plan
 log = logging.getLogger(__name__)
 
 SPEC_KEYS = ("task", "preprocess", "postprocess", "labels", "outputs", "example_shapes", "input_ranges",
-             "config_hash")
+             "config_hash", "assets")
 DYNAMIC_DIM = 32       # example size of a dynamic non-batch dimension when the spec gives none
 PARITY_TOLERANCE = 1e-4
 

@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from kits.core import runner
@@ -19,14 +21,15 @@ from kits.core.pretrained import list_weights
 from .data import (CoNLLDataset, JsonlClassificationDataset, LabelList, MaskedLMDataset, NERDataset,
                    TextClassificationDataset, TextPairDataset)
 from .models import BiGRUCRF, MaskedLM, SequenceClassifier, TokenClassifier, TransformerEncoder
-from .predict import Pipeline, load_pipeline
+from .predict import Pipeline, artifact_dir, load_pipeline
 from .predict import predict_files as _predict_files
 from .registry import DATASETS, MODELS
 from .task import task_for
 from .tokenization import Tokenizer
 
 __all__ = [
-    "train", "evaluate", "compress", "predict", "predict_files", "load_model", "list_models", "list_pretrained", "task_for",
+    "train", "evaluate", "compress", "export", "predict", "predict_files", "load_model", "list_models",
+    "list_pretrained", "task_for",
     "Pipeline", "Tokenizer", "LabelList", "TextClassificationDataset", "TextPairDataset",
     "JsonlClassificationDataset", "NERDataset", "CoNLLDataset", "MaskedLMDataset", "TransformerEncoder",
     "SequenceClassifier", "TokenClassifier", "BiGRUCRF", "MaskedLM", "MODELS", "DATASETS",
@@ -62,6 +65,26 @@ def compress(config, recipe, weights: str | os.PathLike | None = None, overrides
 def load_model(config, weights: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> Pipeline:
     """A prediction pipeline: the config's model with ``weights``, its tokenizer and its labels."""
     return load_pipeline(_cfg(config, overrides), weights)
+
+
+def export(config, weights: str | os.PathLike | None = None, formats: Sequence[str] = ("onnx",),
+           output: str | os.PathLike | None = None, options: dict | None = None, overrides: Iterable[str] = ()):
+    """Export the model with ``weights`` to inference formats plus ``deploy.yml`` and the tokenizer's
+    vocab (see kits.export); ``kits.deploy.Predictor(output).predict("some text")`` then takes raw text.
+
+    CRF taggers export their emissions, tag mask and CRF table; Viterbi runs in the runtime.
+    """
+    from kits.export import export as run_export
+
+    cfg = _cfg(config, overrides)
+    pipeline = load_model(cfg, weights)
+    out = Path(output) if output else Path(cfg["trainer"]["output_dir"]) / "export"
+    spec = pipeline.task.deploy_spec(cfg, pipeline.model, directory=artifact_dir(cfg, weights))
+    result = run_export(pipeline.model, spec, out, formats, options)
+    for name, source in spec.get("assets", {}).items():  # files the runtime reads beside the model
+        if Path(source).resolve() != (out / name).resolve():
+            shutil.copyfile(source, out / name)
+    return result
 
 
 def predict(model: Pipeline | str | os.PathLike | Config, texts: Sequence[str],

@@ -25,7 +25,7 @@ from kits.core.schema import validate_trainer
 from kits.core.task import Task
 
 from . import data, models  # noqa: F401  (fill the registries)
-from .data.context import DataContext
+from .data.context import VOCAB_FILE, DataContext, resolve_labels, resolve_tokenizer
 from .data.tagging import split_units, unit_spans
 from .metrics import ClassificationMetric, MaskedLMMetric, NERMetric, word_tags
 from .registry import DATASETS, ENCODERS, HEADS, MODELS, TOKENIZERS
@@ -104,10 +104,35 @@ class NLPTask(Task):
         section = self.section(cfg, split)
         return None if section is None else self.datasets.build(section, context=self.context(cfg, split))
 
-    def deploy_spec(self, cfg: Config, model) -> dict:
+    # -- export ------------------------------------------------------------------------------
+    def deploy_spec(self, cfg: Config, model, directory: str | Path | None = None) -> dict:
+        """Raw text in: ``Tokenize`` with the training tokenizer, whose vocab goes beside the model
+        (``assets``); the task's results out. ``directory`` holds what training built (vocab.txt,
+        labels.txt; default ``trainer.output_dir``), as for prediction."""
         section = self.section(cfg, "train") or {}
-        return {"task": self.kind, "tokenizer": dict(section.get("tokenizer") or {}),
-                "add_special_tokens": bool(model.special_tokens)}
+        ctx = self.context(cfg, "predict", directory)
+        where = f"{cfg.path}: train_dataset"
+        encoder = getattr(model, "encoder", model)
+        vocab, tokenize = tokenize_op(section, ctx, where, getattr(encoder, "max_position", None))
+        labels = None
+        if "label_list" in self.datasets.signature(section["type"]).parameters:
+            labels = resolve_labels(section.get("label_list"), section.get("root", "."), lambda: (), ctx, where,
+                                    outside_first="O").names
+        names = [item.name for item in model.input_spec()]
+        ranges = {"input_ids": [0, int(encoder.vocab_size)], "attention_mask": [1, 2]}  # parity on full rows
+        spec = {"task": self.kind, "config_hash": cfg.sha256(), "labels": labels,
+                "preprocess": [{**tokenize, **self.tokenize_options(section)}], "assets": {VOCAB_FILE: str(vocab)},
+                "example_shapes": {n: [1, 16] for n in names},
+                "input_ranges": {n: r for n, r in ranges.items() if n in names}}
+        return {**spec, **self.result_spec(model, labels)}
+
+    def tokenize_options(self, section: dict) -> dict:
+        """How this task's prediction encodes a text (``Tokenize`` options)."""
+        return {"add_special_tokens": True}
+
+    def result_spec(self, model, labels) -> dict:
+        """The exported ``outputs`` and the ``postprocess`` ops that turn them into results."""
+        return {"outputs": ["logits"], "postprocess": []}
 
     # -- prediction on raw text (used by the kit's predict) ----------------------------------
     def prepare(self, texts: list[str], tokenizer, section: dict) -> list[dict]:
@@ -135,6 +160,13 @@ class TextClassificationTask(NLPTask):
             return tokenizer.encode([a for a, _ in split], [b for _, b in split]).rows()
         return tokenizer.encode(texts).rows()
 
+    def tokenize_options(self, section):
+        return {"add_special_tokens": True, "pairs": bool(DATASETS.get(section["type"]).reads_pairs(section))}
+
+    def result_spec(self, model, labels):
+        top = {"type": "TopK", "k": min(5, len(labels or ()) or 5)}
+        return {"outputs": ["logits"], "postprocess": [{"type": "Softmax"}, top]}
+
     def postprocess(self, outputs, rows, texts, labels, tokenizer):
         logits = outputs["logits"].astype(np.float64)
         probs = np.exp(logits - logits.max(-1, keepdims=True))
@@ -161,6 +193,15 @@ class TokenClassificationTask(NLPTask):
             row["spans"] = unit_spans(text, units)
             row["word_ids"] = word_ids
         return rows
+
+    def tokenize_options(self, section):
+        return {"add_special_tokens": bool(option(section, "add_special_tokens")), "units": option(section, "units")}
+
+    def result_spec(self, model, labels):
+        if getattr(model, "crf", None) is None:
+            return {"outputs": ["logits"], "postprocess": [{"type": "TokenEntities"}]}
+        return {"outputs": ["logits", "tag_mask", "transitions"],
+                "postprocess": [{"type": "CRFDecode"}, {"type": "TokenEntities"}]}
 
     def postprocess(self, outputs, rows, texts, labels, tokenizer):
         from seqeval.metrics.sequence_labeling import get_entities
@@ -200,6 +241,27 @@ class MaskedLMTask(NLPTask):
                 fills.append({"position": int(position), "tokens": [tokenizer.id_to_token(int(i)) for i in best]})
             results.append({"text": text, "masks": fills})
         return results
+
+
+def tokenize_op(section: dict, ctx: DataContext, where: str, max_position: int | None) -> tuple[Path, dict]:
+    """The vocab file of the training tokenizer and the ``Tokenize`` op that rebuilds it at run time."""
+    from kits.core.fileio import sha256sum
+
+    from .pretrained import VOCAB_PRESETS, vocab_file
+
+    spec = dict(section.get("tokenizer") or {})
+    tokenizer = resolve_tokenizer(spec, None, ctx, where)  # as prediction resolves it
+    name, preset = spec.get("vocab"), {}
+    if name is None:
+        path = ctx.file(VOCAB_FILE)
+    elif Path(name).is_file():
+        path = Path(name)
+    else:  # a pretrained encoder's name
+        path, preset = vocab_file(name), VOCAB_PRESETS.get(name, {})
+    default = TOKENIZERS.signature(spec["type"]).parameters["lowercase"].default
+    limit = tokenizer.max_length if max_position is None else min(tokenizer.max_length, int(max_position))
+    return path, {"type": "Tokenize", "vocab": VOCAB_FILE, "sha256": sha256sum(path), "kind": tokenizer.kind,
+                  "lowercase": bool(preset.get("lowercase", spec.get("lowercase", default))), "max_length": limit}
 
 
 def task_for(cfg: Config) -> NLPTask:

@@ -31,12 +31,18 @@ from .task import SegmentationTask
 from .visualize import colorize, overlay
 
 __all__ = [
-    "train", "evaluate", "compress", "predict", "load_model", "list_models", "list_pretrained", "visualize", "colorize",
+    "train", "evaluate", "compress", "task_for", "export", "predict", "load_model", "list_models", "list_pretrained",
+    "visualize", "colorize",
     "SegmentationTask", "FileListSegmentation", "FolderSegmentation", "SegMetric", "labelme_to_masks",
     "ESPNet", "ESPNetv2", "PPLiteSeg", "build_pretrained", "MODELS", "BACKBONES", "LOSSES", "DATASETS",
     "TRANSFORMS",
 ]
 log = logging.getLogger(__name__)
+
+
+def task_for(cfg=None) -> SegmentationTask:
+    """The trainer adapter of this kit (one task type here; the NLP kit picks one per config)."""
+    return SegmentationTask()
 
 
 def _cfg(config, overrides: Iterable[str] = ()) -> Config:
@@ -46,7 +52,7 @@ def _cfg(config, overrides: Iterable[str] = ()) -> Config:
 def train(config: str | os.PathLike | Config | dict, overrides: Iterable[str] = (), resume=None,
           dry_run: bool = False) -> dict:
     """Train (or with ``dry_run`` only validate and build) from a config; returns a summary dict."""
-    return runner.run_train(config, lambda cfg: SegmentationTask(), overrides, resume, dry_run)
+    return runner.run_train(config, task_for, overrides, resume, dry_run)
 
 
 def evaluate(config, weights: str | os.PathLike | None = None, overrides: Iterable[str] = (),
@@ -70,7 +76,7 @@ def compress(config, recipe, weights: str | os.PathLike | None = None, overrides
     of baseline vs compressed, both measured as exported files in the target engines."""
     from kits.slim import compress as run_compress
 
-    return run_compress(config, recipe, lambda cfg: SegmentationTask(), weights=weights, overrides=overrides,
+    return run_compress(config, recipe, task_for, weights=weights, overrides=overrides,
                         recipe_overrides=recipe_overrides, output=output)
 
 
@@ -84,6 +90,22 @@ def load_model(config, weights: str | os.PathLike | None = None, overrides: Iter
     model = runner.load_model(cfg, SegmentationTask(), weights)
     model.eval_transforms = list((cfg.get("val_dataset") or {}).get("transforms", []))
     return model
+
+
+def export(config, weights: str | os.PathLike | None = None, formats: Sequence[str] = ("onnx",),
+           output: str | os.PathLike | None = None, options: dict | None = None, overrides: Iterable[str] = ()):
+    """Export the model with ``weights`` to inference formats plus ``deploy.yml`` (see kits.export).
+
+    The graph takes any image size where the model allows it (ESPNet: padded to a multiple of 8),
+    else the size of ``export.input_size`` / the val ``Resize`` / the training crop.
+    """
+    from kits.export import export as run_export
+
+    cfg = _cfg(config, overrides)
+    model = load_model(cfg, weights)
+    task = SegmentationTask()
+    out = Path(output) if output else Path(validate_trainer(cfg).output_dir) / "export"
+    return run_export(task.export_model(cfg, model), task.deploy_spec(cfg, model), out, formats, options)
 
 
 def list_models() -> list[str]:

@@ -84,7 +84,7 @@ def _finetune_cfg(cfg: Config, rec: Recipe, out: Path) -> Config:
 def _export(model, task, cfg, directory: Path, formats: list[str]) -> Path:
     from kits.export import export
 
-    export(model, task.deploy_spec(cfg, model), directory, formats)
+    export(task.export_model(cfg, model), task.deploy_spec(cfg, model), directory, formats)
     return directory
 
 
@@ -133,11 +133,13 @@ def _export_compressed(ctx: SlimContext, rec: Recipe, formats: list[str], direct
     if ctx.onnx_exporter is not None:
         onnx_file = ctx.onnx_exporter(ctx, work)
     else:
-        onnx_file = export(ctx.model, ctx.task.deploy_spec(ctx.cfg, ctx.model), work, ["onnx"])["onnx"]
+        traced = ctx.task.export_model(ctx.cfg, ctx.model)
+        onnx_file = export(traced, ctx.task.deploy_spec(ctx.cfg, ctx.model), work, ["onnx"])["onnx"]
     for step in artifact_steps:
         onnx_file = step.quantize_artifact(ctx, Path(onnx_file), work)
     spec = ctx.task.deploy_spec(ctx.cfg, ctx.model)
-    export_from_onnx(onnx_file, ctx.model, spec, directory, formats, precision=ctx.precision)
+    export_from_onnx(onnx_file, ctx.task.export_model(ctx.cfg, ctx.model), spec, directory, formats,
+                     precision=ctx.precision)
     shutil.rmtree(work, ignore_errors=True)
     return directory
 

@@ -11,7 +11,7 @@ from kits import segmentation as seg
 from kits.core.data import EpochBatchSampler, build_loader
 from kits.core.errors import ConfigError
 
-EXPECTED = {"train", "evaluate", "predict", "load_model", "list_models", "list_pretrained", "visualize", "colorize",
+EXPECTED = {"train", "evaluate", "compress", "task_for", "export", "predict", "load_model", "list_models", "list_pretrained", "visualize", "colorize",
             "SegmentationTask", "FileListSegmentation", "FolderSegmentation", "SegMetric", "labelme_to_masks",
             "ESPNet", "ESPNetv2", "PPLiteSeg", "build_pretrained", "MODELS", "BACKBONES", "LOSSES", "DATASETS",
             "TRANSFORMS"}

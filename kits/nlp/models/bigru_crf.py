@@ -6,10 +6,12 @@ token is tagged.
 
 from __future__ import annotations
 
+import paddle
 import paddle.nn as nn
 
 from ..registry import MODELS
 from .crf import CRF
+from .tasks import crf_eval_outputs, crf_outputs
 
 IGNORE_INDEX = -100
 
@@ -39,7 +41,37 @@ class BiGRUCRF(nn.Layer):
         return self.fc(self.dropout(hidden))
 
     def export_forward(self, input_ids, attention_mask):
-        return self.crf.decode(self.emissions(input_ids, attention_mask), attention_mask.astype("bool"))
+        """Logits, tag mask and CRF table (see ``crf_outputs``); Viterbi runs after the engine."""
+        mask = attention_mask.astype("int64")
+        states = self._padding_safe_gru(self.dropout(self.embedding(input_ids)), mask)
+        return crf_outputs(self.crf, self.fc(self.dropout(states)), mask > 0)
+
+    def _padding_safe_gru(self, embedded, mask):
+        """The BiGRU states ``emissions`` gets with ``sequence_length``, computed without it, since
+        paddle2onnx drops it (the backward direction would start on the padding of shorter rows):
+        the GRU also runs on the rows right-aligned (padding first), where the backward states are
+        right. This doubles the GRU work of the exported graph."""
+        if self.gru.num_layers != 1:
+            raise NotImplementedError(f"BiGRUCRF exports with num_layers=1 only (got {self.gru.num_layers}): "
+                                      "paddle2onnx drops the GRU's sequence_length, and the padding-safe "
+                                      "rewrite holds for one layer")
+        steps = paddle.shape(mask)[1]
+        shift = steps - mask.sum(axis=1, keepdim=True)  # padding per row, [B, 1]
+        positions = paddle.arange(steps, dtype="int64").unsqueeze(0)
+        right = paddle.take_along_axis(embedded, paddle.clip(positions - shift, min=0).unsqueeze(-1), axis=1,
+                                       broadcast=True)
+        right = right * (positions >= shift).astype(embedded.dtype).unsqueeze(-1)
+        both, _ = self.gru(paddle.concat([embedded, right], axis=0))
+        # one axis per slice: paddle2onnx mis-converts paddle.split or a 2-axis slice over a dynamic batch
+        rows, size = paddle.shape(mask)[0], self.gru.hidden_size
+        forward, backward = both[:, :, :size], both[:, :, size:]
+        back = paddle.clip(positions + shift, max=steps - 1).unsqueeze(-1)
+        states = paddle.concat([forward[:rows], paddle.take_along_axis(backward[rows:], back, axis=1, broadcast=True)],
+                               axis=-1)
+        return states * (mask > 0).astype(states.dtype).unsqueeze(-1)  # zeros on padding, as sequence_length gives
+
+    def eval_outputs(self, outputs: list) -> dict:
+        return crf_eval_outputs(outputs)
 
     @staticmethod
     def input_spec():

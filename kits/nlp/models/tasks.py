@@ -59,6 +59,10 @@ class _EncoderTask(nn.Layer):
     def encode(self, input_ids, token_type_ids, attention_mask):
         return self.encoder(input_ids, token_type_ids, attention_mask)
 
+    def eval_outputs(self, outputs: list) -> dict:
+        """The eval-mode outputs from the exported graph's outputs (the logits)."""
+        return {"logits": outputs[0]}
+
     @staticmethod
     def input_spec():
         """Dynamic batch and sequence length for every input."""
@@ -101,6 +105,27 @@ class SequenceClassifier(_EncoderTask):
         return {"loss": loss}
 
 
+def crf_outputs(crf, logits, tag_mask) -> tuple:
+    """What a CRF tagger exports: logits [B, T, K], the positions to tag [B, T] (int64) and its
+    table [B, K + 2, K] (transitions, then start and end scores; repeated per sample so that every
+    output has the batch axis the runtime splits results by)."""
+    table = paddle.concat([crf.transitions, crf.start.unsqueeze(0), crf.end.unsqueeze(0)], axis=0)
+    table = table.unsqueeze(0) + paddle.zeros_like(logits[:, :1, :1])
+    return logits, tag_mask.astype("int64"), table
+
+
+def crf_eval_outputs(outputs: list) -> dict:
+    """``{'tags', 'logits'}`` from the exported (logits, tag mask, CRF table): Viterbi in numpy with
+    the exported table, the same code the runtime runs (kits.deploy.text_ops)."""
+    from kits.deploy.text_ops import split_crf_table, viterbi
+
+    logits, mask, table = (o.numpy() if hasattr(o, "numpy") else o for o in outputs[:3])
+    if len(logits) == 0:  # an empty batch has no table row to read
+        return {"tags": paddle.to_tensor(mask.astype("int64")), "logits": paddle.to_tensor(logits)}
+    tags = viterbi(logits, mask, *split_crf_table(table[0]))
+    return {"tags": paddle.to_tensor(tags), "logits": paddle.to_tensor(logits)}
+
+
 def default_tag_mask(attention_mask):
     """Real tokens except the leading [CLS] and the final [SEP] of each sequence."""
     positions = paddle.arange(paddle.shape(attention_mask)[1], dtype="int64").unsqueeze(0)
@@ -126,10 +151,17 @@ class TokenClassifier(_EncoderTask):
         self.crf = CRF(num_classes) if use_crf else None
 
     def export_forward(self, input_ids, token_type_ids, attention_mask):
+        """Logits; with a CRF also the tag mask and the CRF table (see ``crf_outputs``), since the
+        Viterbi loop does not convert to ONNX: it runs in numpy after the engine (kits.deploy)."""
         logits = self.head(self.encode(input_ids, token_type_ids, attention_mask), attention_mask)
         if self.crf is None:
             return logits
-        return self.crf.decode(logits, default_tag_mask(attention_mask))
+        return crf_outputs(self.crf, logits, default_tag_mask(attention_mask))
+
+    def eval_outputs(self, outputs: list) -> dict:
+        if self.crf is None:
+            return {"logits": outputs[0]}
+        return crf_eval_outputs(outputs)
 
     def forward(self, batch):
         ids, types, mask = self._inputs(batch)

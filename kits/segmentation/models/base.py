@@ -121,6 +121,11 @@ class SegModel(nn.Layer):
     def input_spec(self, height: int | None = None, width: int | None = None) -> list:
         return [paddle.static.InputSpec([None, 3, height, width], "float32", "image")]
 
+    def eval_outputs(self, outputs: list) -> dict:
+        """The eval-mode outputs from the exported graph's outputs (logits at input size, without
+        the test-time augmentation of ``test_config``)."""
+        return {"logits": outputs[0]}
+
     # -- evaluation-time inference -----------------------------------------------------------
     def infer(self, image):
         """Logits ``[N, C, H, W]`` at the input size; with test-time augmentation these are the

@@ -1,0 +1,209 @@
+"""Quantization-aware training with paddle's native ``paddle.quantization.QAT``.
+
+Every ``Conv2D`` and ``Linear`` (the layer types paddle's QAT maps) gets a fake quantizer on its
+weight and on its input; everything else stays float. The wrapped model keeps the kits' contract
+(train mode ``model(batch)`` -> losses, eval mode -> predictions, ``export_forward`` /
+``input_spec``), so the shared Trainer fine-tunes it like any other model. The shipped artifact is
+an INT8 QDQ ONNX file written by :mod:`kits.slim.int8_onnx` from the trained quantizer scales.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import logging
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import paddle
+from paddle import _C_ops
+from paddle.quantization.base_quanter import BaseQuanter
+from paddle.quantization.factory import QuanterFactory
+
+from kits.core.errors import ConfigError, did_you_mean
+
+from .base import STRATEGIES, SlimContext, Strategy
+
+log = logging.getLogger(__name__)
+
+QUANT_TYPES = (paddle.nn.Conv2D, paddle.nn.Linear)   # exactly the types paddle's QAT replaces
+WEIGHT_QUANTIZE = {"channel_wise_abs_max": True, "abs_max": False}   # name -> per output channel
+ACTIVATION_QUANTIZE = ("moving_average_abs_max",)
+ROUND_TIES_TO_EVEN = 0   # paddle's round_type 0: the rounding of ONNX QuantizeLinear
+
+
+def channel_axis(layer) -> int:
+    """The output-channel axis of a weight: Conv2D [out, in, kh, kw] -> 0, Linear [in, out] -> 1."""
+    return 1 if isinstance(layer, paddle.nn.Linear) else 0
+
+
+class WeightAbsMaxQuanterLayer(BaseQuanter):
+    """Symmetric abs-max fake quantization of a weight, per output channel or per tensor.
+
+    Stateless: the scale is the weight's current abs max, recomputed at every step (the INT8
+    export recomputes it the same way from the trained weight).
+    """
+
+    def __init__(self, layer, bit_length: int = 8, per_channel: bool = True):
+        super().__init__()
+        self._bits = bit_length
+        self._axis = channel_axis(layer) if per_channel else -1
+        self._last_scale = None
+
+    def forward(self, weight):
+        if self._axis >= 0:
+            out, scale = _C_ops.fake_channel_wise_quantize_dequantize_abs_max(
+                weight, self._bits, ROUND_TIES_TO_EVEN, self._axis)
+        else:
+            out, scale = _C_ops.fake_quantize_dequantize_abs_max(weight, self._bits, ROUND_TIES_TO_EVEN)
+        self._last_scale = scale
+        return out
+
+    def scales(self):
+        return self._last_scale
+
+    def zero_points(self):
+        return None if self._last_scale is None else paddle.zeros_like(self._last_scale)
+
+    def quant_axis(self):
+        return self._axis
+
+    def bit_length(self):
+        return self._bits
+
+
+class WeightAbsMaxQuanter(QuanterFactory):
+    """Factory of :class:`WeightAbsMaxQuanterLayer` for ``paddle.quantization.QuantConfig``."""
+
+    def __init__(self, bit_length: int = 8, per_channel: bool = True):
+        super().__init__(bit_length=bit_length, per_channel=per_channel)
+
+    def _get_class(self):
+        return WeightAbsMaxQuanterLayer
+
+
+def quantizable_layers(model) -> dict[str, paddle.nn.Layer]:
+    """Dotted name -> layer for every sublayer paddle's QAT would wrap."""
+    return {name: layer for name, layer in model.named_sublayers() if type(layer) in QUANT_TYPES}
+
+
+def quantized_layers(model) -> dict[str, paddle.nn.Layer]:
+    """Dotted name -> wrapped layer (``QuantedConv2D`` / ``QuantedLinear``) of a QAT model."""
+    from paddle.nn.quant.format import ConvertibleQuantedLayer
+
+    return {name: layer for name, layer in model.named_sublayers() if isinstance(layer, ConvertibleQuantedLayer)}
+
+
+@contextlib.contextmanager
+def modes_kept(model) -> Iterator[None]:
+    """Restore every sublayer's train/eval flag on exit (``train()`` / ``eval()`` set them all)."""
+    modes = [(layer, layer.training) for layer in model.sublayers(include_self=True)]
+    try:
+        yield
+    finally:
+        for layer, training in modes:
+            layer.training = training
+
+
+def _skipped(name: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) or name.startswith(p.rstrip(".*") + ".") for p in patterns)
+
+
+def int8_exporter(tolerance: float):
+    """``ctx.onnx_exporter``: (ctx, out_dir) -> INT8 QDQ ONNX file of the trained ``ctx.model``."""
+
+    def run(ctx: SlimContext, out_dir):
+        from .int8_onnx import export_int8_onnx
+
+        wrap = getattr(ctx.task, "export_model", None)  # e.g. segmentation's fixed export size
+        traced = wrap(ctx.cfg, ctx.model) if wrap is not None else ctx.model
+        return export_int8_onnx(traced, ctx.task.deploy_spec(ctx.cfg, ctx.model), out_dir, tolerance=tolerance,
+                                info=ctx.info)
+
+    return run
+
+
+@STRATEGIES.register
+@dataclass
+class QAT(Strategy):
+    """Fake-quantize weights and inputs of every Conv2D / Linear, fine-tune, ship INT8 QDQ ONNX.
+
+    weight_quantize: ``channel_wise_abs_max`` (one scale per output channel) or ``abs_max`` (one per
+    tensor). activation_quantize: ``moving_average_abs_max`` (the input scale is an exponential
+    moving average of batch abs maxima with ``moving_rate``). skip: glob patterns of dotted layer
+    names (``backbone.stem.*``, ``head.cls_out.*``) kept in float, e.g. the first conv or output
+    convs. export_tolerance: the largest relative difference of an INT8 ONNX layer from its
+    fake-quantized paddle layer (see :func:`kits.slim.int8_onnx.export_int8_onnx`). On CPUs
+    without VNNI (AVX2 only), int8 kernels of ONNX Runtime and OpenVINO saturate with 8-bit
+    weights; ``weight_bits: 7`` makes them match the trained graph.
+    """
+
+    weight_bits: int = 8
+    activation_bits: int = 8
+    weight_quantize: str = "channel_wise_abs_max"
+    activation_quantize: str = "moving_average_abs_max"
+    moving_rate: float = 0.9
+    skip: list = field(default_factory=list)
+    export_tolerance: float = 0.01
+
+    def __post_init__(self):
+        if self.weight_quantize not in WEIGHT_QUANTIZE:
+            raise ConfigError(f"QAT.weight_quantize '{self.weight_quantize}' is unknown."
+                              f"{did_you_mean(self.weight_quantize, WEIGHT_QUANTIZE)} "
+                              f"Valid: {', '.join(WEIGHT_QUANTIZE)}")
+        if self.activation_quantize not in ACTIVATION_QUANTIZE:
+            raise ConfigError(f"QAT.activation_quantize '{self.activation_quantize}' is unknown."
+                              f"{did_you_mean(self.activation_quantize, ACTIVATION_QUANTIZE)} "
+                              f"Valid: {', '.join(ACTIVATION_QUANTIZE)}")
+        bits = self.weight_bits
+        if not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= 8:
+            raise ConfigError(f"QAT.weight_bits must be an integer from 2 to 8 (stored as int8), got {bits!r}")
+        if self.activation_bits != 8:
+            raise ConfigError(f"QAT.activation_bits must be 8, got {self.activation_bits!r}: the INT8 ONNX "
+                              "QuantizeLinear saturates at the int8 range, so narrower activations would not match")
+        if not isinstance(self.moving_rate, (int, float)) or not 0.0 < self.moving_rate < 1.0:
+            raise ConfigError(f"QAT.moving_rate must be in (0, 1), got {self.moving_rate!r}")
+        if isinstance(self.skip, str) or not all(isinstance(p, str) and p for p in self.skip):
+            raise ConfigError(f"QAT.skip must be a list of layer-name patterns, got {self.skip!r}")
+        if not self.export_tolerance > 0:
+            raise ConfigError(f"QAT.export_tolerance must be positive, got {self.export_tolerance!r}")
+
+    def select(self, model) -> tuple[list[str], list[str]]:
+        """(quantized, kept float) dotted layer names; a pattern that matches nothing is an error."""
+        names = list(quantizable_layers(model))
+        if not names:
+            raise ConfigError(f"QAT: {type(model).__name__} has no Conv2D or Linear layer to quantize")
+        for pattern in self.skip:
+            if not any(_skipped(n, [pattern]) for n in names):
+                raise ConfigError(f"QAT.skip pattern '{pattern}' matches no Conv2D/Linear layer of "
+                                  f"{type(model).__name__}.{did_you_mean(pattern, names)} "
+                                  f"Layers are named like: {', '.join(names[:4])}, ...")
+        kept = [n for n in names if _skipped(n, self.skip)]
+        return [n for n in names if n not in kept], kept
+
+    def quant_config(self, model, names: list[str]):
+        from paddle.quantization import QuantConfig
+        from paddle.quantization.quanters import FakeQuanterWithAbsMaxObserver
+
+        weight = WeightAbsMaxQuanter(self.weight_bits, WEIGHT_QUANTIZE[self.weight_quantize])
+        activation = FakeQuanterWithAbsMaxObserver(moving_rate=self.moving_rate, bit_length=self.activation_bits)
+        config = QuantConfig(activation=None, weight=None)
+        layers = quantizable_layers(model)
+        # per layer (not per type), so skipped layers stay plain Conv2D / Linear
+        config.add_layer_config([layers[n] for n in names], activation=activation, weight=weight)
+        return config
+
+    def apply(self, ctx: SlimContext) -> None:
+        from paddle.quantization import QAT as PaddleQAT
+
+        model = ctx.model
+        quantized, kept = self.select(model)
+        with modes_kept(model):  # the caller's float model is left as it was; QAT wraps a copy
+            model.train()  # paddle's QAT asserts training mode
+            ctx.model = PaddleQAT(self.quant_config(model, quantized)).quantize(model, inplace=False)
+        ctx.needs_training = True
+        ctx.precision = "int8"
+        ctx.onnx_exporter = int8_exporter(self.export_tolerance)
+        ctx.info["qat"] = {"quantized_layers": len(quantized), "float_layers": kept,
+                           "weight_quantize": self.weight_quantize, "weight_bits": self.weight_bits}
+        log.info("QAT: %d Conv2D/Linear layers fake-quantized, %d kept float", len(quantized), len(kept))
