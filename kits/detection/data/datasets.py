@@ -51,13 +51,19 @@ class DetectionDataset:
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> dict:
+    def raw_sample(self, index: int) -> dict:
         rec = self.records[index]
         image = read_image(rec.image)
-        sample = {"image": image, "gt_bbox": rec.boxes.copy(), "gt_class": rec.classes.copy(),
-                  "difficult": rec.difficult.copy(), "im_id": np.int64(index),
-                  "orig_size": np.array(image.shape[:2], np.float32)}
+        return {"image": image, "gt_bbox": rec.boxes.copy(), "gt_class": rec.classes.copy(),
+                "difficult": rec.difficult.copy(), "im_id": np.int64(index),
+                "orig_size": np.array(image.shape[:2], np.float32)}
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.raw_sample(index)
         for transform in self.transforms:
+            extra = getattr(transform, "extra_samples", 0)  # Mosaic mixes in other images
+            if extra:
+                sample["extra"] = [self.raw_sample(int(i)) for i in np.random.randint(len(self), size=extra)]
             sample = transform(sample)
         sample.setdefault("scale_factor", np.ones(2, np.float32))
         return sample

@@ -200,3 +200,40 @@ class BatchRandomResize:
         size = self.sizes[np.random.randint(len(self.sizes))]
         interp = self.interps[np.random.randint(len(self.interps))] if self.random_interp else cv2.INTER_LINEAR
         return [drop_degenerate(resize_sample(s, (size, size), self.keep_ratio, interp)) for s in samples]
+
+
+@TRANSFORMS.register
+class Mosaic:
+    """Four images in a 2x2 grid split at a random centre, with probability ``prob``.
+
+    Each image is resized to fill its cell of a ``size`` x ``size`` canvas; boxes are scaled and
+    shifted with it and dropped below ``min_size`` pixels. Put it first: the dataset hands it three
+    more raw samples (``extra_samples``) drawn at random. Small objects appear at many scales and
+    positions, which helps rare classes on small datasets.
+    """
+
+    extra_samples = 3
+
+    def __init__(self, size: int = 416, prob: float = 0.5, center_range: Sequence[float] = (0.3, 0.7),
+                 min_size: float = 2.0):
+        if not 0.0 < center_range[0] < center_range[1] < 1.0:
+            raise ValueError(f"Mosaic.center_range must lie inside (0, 1), got {center_range}")
+        self.size, self.prob, self.center_range, self.min_size = int(size), float(prob), tuple(center_range), min_size
+
+    def __call__(self, sample: dict) -> dict:
+        extra = sample.pop("extra", [])
+        if len(extra) < 3 or np.random.rand() >= self.prob:
+            return sample
+        s = self.size
+        cx, cy = (int(np.random.uniform(*self.center_range) * s) for _ in range(2))
+        cells = [(0, 0, cx, cy), (cx, 0, s, cy), (0, cy, cx, s), (cx, cy, s, s)]
+        canvas = np.zeros((s, s, 3), np.uint8)
+        parts = []
+        for part, (x1, y1, x2, y2) in zip([sample, *extra[:3]], cells):
+            h, w = part["image"].shape[:2]
+            canvas[y1:y2, x1:x2] = cv2.resize(part["image"], (x2 - x1, y2 - y1))
+            boxes = part["gt_bbox"] * np.array([(x2 - x1) / w, (y2 - y1) / h] * 2, np.float32)
+            parts.append({**{k: part[k] for k in BOX_KEYS if k in part}, "gt_bbox": boxes + [x1, y1, x1, y1]})
+        merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        sample.update(merged, image=canvas)
+        return drop_degenerate(sample, self.min_size)
