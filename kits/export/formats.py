@@ -22,6 +22,8 @@ from typing import Any, Iterator
 
 from kits.core.errors import ConfigError, KitsError, did_you_mean
 
+from .onnx_passes import simplify
+
 ONNX_OPSET = 13  # one fixed opset: read by every engine of the stack (MNN, pnnx, OpenVINO, TensorRT)
 
 
@@ -183,10 +185,11 @@ class OnnxExporter(Exporter):
             raise ExportError(f"paddle2onnx could not convert the model ({error}):\n{tail(log)}")
         model = onnx.load_from_string(data)
         rename_outputs(model.graph, job.outputs)
+        changes = simplify(model)
         onnx.checker.check_model(model)
         path = job.out_dir / "model.onnx"
         onnx.save(model, str(path))
-        return Artifact([path], info={"opset": ONNX_OPSET})
+        return Artifact([path], info={"opset": ONNX_OPSET, **changes})
 
 
 class OpenVINOExporter(Exporter):

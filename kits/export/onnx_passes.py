@@ -1,0 +1,94 @@
+"""Graph clean-ups applied to the ONNX file paddle2onnx writes, before any engine sees it.
+
+paddle2onnx keeps every BatchNormalization after its convolution and emits Identity nodes. Folding
+the normalisation into the convolution weights gives the engines (and INT8 quantizers, which
+would otherwise put a float island between every two convolutions) a plain Conv graph.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _constants(graph) -> dict[str, np.ndarray]:
+    from onnx import numpy_helper
+
+    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    return values
+
+
+def drop_identities(model) -> int:
+    """Rewire consumers of Identity nodes to their inputs (graph outputs keep their names)."""
+    graph = model.graph
+    outputs = {o.name for o in graph.output}
+    alias = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Identity" and n.output[0] not in outputs}
+    if not alias:
+        return 0
+
+    def root(name: str) -> str:
+        while name in alias:
+            name = alias[name]
+        return name
+
+    kept = [n for n in graph.node if not (n.op_type == "Identity" and n.output[0] in alias)]
+    for node in kept:
+        node.input[:] = [root(i) for i in node.input]
+    del graph.node[:]
+    graph.node.extend(kept)
+    return len(alias)
+
+
+def fold_batchnorm(model) -> int:
+    """Fold each BatchNormalization that is the only consumer of a Conv with constant weights."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    consts = _constants(graph)
+    producer = {o: n for n in graph.node for o in n.output}
+    uses: dict[str, int] = {}
+    for name in [i for node in graph.node for i in node.input] + [o.name for o in graph.output]:
+        uses[name] = uses.get(name, 0) + 1
+    dropped, folded = set(), 0
+    for bn in [n for n in graph.node if n.op_type == "BatchNormalization"]:
+        conv = producer.get(bn.input[0])
+        params = [consts.get(name) for name in bn.input[1:5]]
+        if (conv is None or conv.op_type != "Conv" or uses.get(bn.input[0]) != 1 or len(bn.output) != 1
+                or any(p is None for p in params) or conv.input[1] not in consts):
+            continue
+        eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
+        gamma, beta, mean, var = (p.astype(np.float64) for p in params)
+        scale = gamma / np.sqrt(var + eps)
+        weight = consts[conv.input[1]].astype(np.float64)
+        bias = consts[conv.input[2]].astype(np.float64) if len(conv.input) > 2 and conv.input[2] else 0.0
+        name = conv.output[0]
+        w_name, b_name = f"{name}_folded_w", f"{name}_folded_b"
+        graph.initializer.append(numpy_helper.from_array(
+            (weight * scale.reshape(-1, *([1] * (weight.ndim - 1)))).astype(np.float32), w_name))
+        graph.initializer.append(numpy_helper.from_array(((bias - mean) * scale + beta).astype(np.float32), b_name))
+        conv.input[:] = [conv.input[0], w_name, b_name]
+        conv.output[0] = bn.output[0]
+        dropped.add(id(bn))
+        folded += 1
+    kept = [n for n in graph.node if id(n) not in dropped]
+    del graph.node[:]
+    graph.node.extend(kept)
+    _drop_unused_constants(graph)
+    return folded
+
+
+def _drop_unused_constants(graph) -> None:
+    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    kept = [n for n in graph.node if not (n.op_type == "Constant" and n.output[0] not in used)]
+    del graph.node[:]
+    graph.node.extend(kept)
+    inits = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(inits)
+
+
+def simplify(model) -> dict[str, int]:
+    """All passes, in order; returns how many nodes each one changed."""
+    return {"identities_removed": drop_identities(model), "batchnorms_folded": fold_batchnorm(model)}

@@ -1,0 +1,51 @@
+"""ONNX clean-up passes: BatchNormalization folded into Conv and Identity nodes removed, with the
+graph computing the same outputs."""
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from kits.export.onnx_passes import simplify
+
+RNG = np.random.default_rng(0)
+
+
+def const(name, array):
+    return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(array.astype(np.float32), name))
+
+
+def graph(shared_conv_output: bool = False):
+    c = 4
+    nodes = [const("w", RNG.standard_normal((c, 3, 3, 3))), const("b", RNG.standard_normal(c)),
+             const("g", RNG.uniform(0.5, 2, c)), const("beta", RNG.standard_normal(c)),
+             const("m", RNG.standard_normal(c)), const("v", RNG.uniform(0.5, 2, c)),
+             helper.make_node("Identity", ["x"], ["x_id"]),
+             helper.make_node("Conv", ["x_id", "w", "b"], ["y"], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["y", "g", "beta", "m", "v"], ["z"], epsilon=1e-3)]
+    outputs = [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4, 8, 8])]
+    if shared_conv_output:  # the raw conv output is used elsewhere: the BN must stay
+        outputs.append(helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8]))
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])], outputs)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def run(model, x):
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+
+
+def test_batchnorm_folds_into_conv_with_the_same_result():
+    model = graph()
+    x = RNG.standard_normal((1, 3, 8, 8)).astype(np.float32)
+    before = run(model, x)
+    changes = simplify(model)
+    onnx.checker.check_model(model)
+    assert changes == {"identities_removed": 1, "batchnorms_folded": 1}
+    assert [n.op_type for n in model.graph.node] == ["Conv"]
+    np.testing.assert_allclose(run(model, x)[0], before[0], rtol=1e-5, atol=1e-5)
+
+
+def test_batchnorm_stays_when_the_conv_output_is_shared():
+    model = graph(shared_conv_output=True)
+    assert simplify(model)["batchnorms_folded"] == 0
+    assert "BatchNormalization" in [n.op_type for n in model.graph.node]
