@@ -222,5 +222,8 @@ def load_into(model, name_or_path: str | os.PathLike | Mapping, *, strict: bool 
         raise CheckpointError(f"weights do not match the model exactly: {report.summary()}")
     if report.mismatched and not skip_mismatched:
         raise CheckpointError(f"shape mismatch: {report.mismatched[:4]}")
+    adapt = getattr(model, "adapt_mismatched", None)
+    if report.mismatched and adapt is not None:  # e.g. class rows carried over by name
+        adapt({key: _to_numpy(state[key]) for key, _, _ in report.mismatched})
     log.info("pretrained: %s", report.summary())
     return report

@@ -21,6 +21,14 @@ class DetectionTask(Task):
     def __init__(self):
         self.metric: DetectionMetric | None = None  # the last one built, for evaluation reports
 
+    def build_model(self, cfg):
+        """The model, with ``init_classes`` names (``{stop: stop sign}``) turned into indices of the
+        dataset's label list and of the COCO classes of the bundled weights."""
+        section = dict(cfg["model"])
+        if section.get("init_classes"):
+            section["init_classes"] = resolve_init_classes(cfg, section["init_classes"])
+        return self.models.build(section)
+
     def build_metric(self, cfg, dataset):
         post = (cfg.get("export") or {}).get("postprocess", {})
         self.metric = DetectionMetric(dataset, {k: v for k, v in post.items() if k in POSTPROCESS_KEYS})
@@ -34,6 +42,41 @@ class DetectionTask(Task):
         return {"task": "detection", "config_hash": cfg.sha256(), "labels": class_names(cfg, model),
                 "outputs": [f"scores_{i}" for i in range(levels)] + [f"dists_{i}" for i in range(levels)],
                 "preprocess": preprocess_ops(cfg, model), "postprocess": [post]}
+
+
+def resolve_init_classes(cfg, mapping: dict) -> dict[int, int]:
+    from kits.core.errors import ConfigError, did_you_mean
+
+    from .pretrained import coco_names
+
+    section = cfg.get("train_dataset") or cfg.get("val_dataset") or {}
+    ours = _label_names(section)
+    theirs = coco_names()
+    resolved = {}
+    for key, value in mapping.items():
+        pairs = []
+        for name, names, side in ((key, ours, "the dataset's classes"), (value, theirs, "the COCO classes")):
+            if isinstance(name, int):
+                pairs.append(name)
+            elif names and name in names:
+                pairs.append(names.index(name))
+            else:
+                raise ConfigError(f"{cfg.origin('model.init_classes')}: '{name}' is not one of {side}."
+                                  f"{did_you_mean(str(name), names or [])}")
+        resolved[pairs[0]] = pairs[1]
+    return resolved
+
+
+def _label_names(section: dict) -> list[str]:
+    from pathlib import Path
+
+    from .data.records import read_label_list
+
+    if section.get("type") == "VOCDetection" or "label_list" in section:
+        return read_label_list(Path(section["root"]) / section.get("label_list", "label_list.txt"))
+    if section.get("type") == "COCODetection":
+        return DATASETS.build(section).class_names
+    return []
 
 
 def preprocess_ops(cfg, model) -> list[dict]:

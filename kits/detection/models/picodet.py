@@ -38,6 +38,10 @@ class PicoDet(nn.Layer):
         input_size: export / deploy input size (square side or (H, W)).
         pretrained: registered weight name or file, loaded after construction; tensors with another
             shape (the class-score convs when ``num_classes`` differs) keep their initialisation.
+        init_classes: ``{class index: pretrained class index}``; when pretrained weights for another
+            class count are loaded, these classes start from the pretrained class-score rows instead
+            of fresh ones (e.g. a road-sign 'stop' class from COCO 'stop sign'). Configs give names,
+            ``{stop: stop sign}``, which the detection task resolves against the label list.
         freeze_norm: normalise with the running statistics in train mode too (BatchNorm becomes a
             trainable per-channel affine). ``None``: frozen when ``pretrained`` is given. The bundled
             weights have BN folded into the convs, so nothing rescales activations: fine-tune them with
@@ -46,8 +50,9 @@ class PicoDet(nn.Layer):
 
     def __init__(self, backbone: Mapping | None = None, neck: Mapping | None = None, head: Mapping | None = None,
                  input_size: int | tuple[int, int] = 416, pretrained: str | None = None,
-                 freeze_norm: bool | None = None):
+                 freeze_norm: bool | None = None, init_classes: Mapping | None = None):
         super().__init__()
+        self.init_classes = {int(k): int(v) for k, v in (init_classes or {}).items()}
         self.backbone = BACKBONES.build(backbone or PICODET_S_BACKBONE)
         neck = dict(neck or PICODET_S_NECK)
         neck.setdefault("in_channels", self.backbone.out_channels)
@@ -61,6 +66,20 @@ class PicoDet(nn.Layer):
             self.load_report = load_into(self, pretrained)
         if freeze_norm if freeze_norm is not None else bool(pretrained):
             freeze_norm_stats(self)
+
+    def adapt_mismatched(self, state: Mapping) -> None:
+        """Copy the ``init_classes`` rows of pretrained class-score convs that did not fit whole."""
+        for key, value in state.items():
+            if not key.startswith("head.cls_out.") or not self.init_classes:
+                continue
+            param = dict(self.named_parameters())[key]
+            rows = param.numpy()
+            for dst, src in self.init_classes.items():
+                if dst >= rows.shape[0] or src >= value.shape[0]:
+                    raise ValueError(f"init_classes {dst}: {src} is outside {key} ({rows.shape[0]} classes) "
+                                     f"or the pretrained one ({value.shape[0]})")
+                rows[dst] = value[src]
+            param.set_value(rows)
 
     @property
     def num_classes(self) -> int:
