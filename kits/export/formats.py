@@ -185,7 +185,7 @@ class OnnxExporter(Exporter):
             raise ExportError(f"paddle2onnx could not convert the model ({error}):\n{tail(log)}")
         model = onnx.load_from_string(data)
         rename_outputs(model.graph, job.outputs)
-        changes = simplify(model)
+        changes = simplify(model) if self.options.get("simplify", True) else {}
         onnx.checker.check_model(model)
         path = job.out_dir / "model.onnx"
         onnx.save(model, str(path))
@@ -366,7 +366,9 @@ class Format:
 FORMATS: dict[str, Format] = {
     "paddle": Format(PaddleExporter, ".json", "paddle", tools=("paddlepaddle", "paddlepaddle-gpu")),
     "paddle-legacy": Format(LegacyExporter, ".pdmodel", "paddle", tools=("paddlepaddle", "paddlepaddle-gpu")),
-    "onnx": Format(OnnxExporter, ".onnx", "onnxruntime", needs=("paddle",), tools=("paddle2onnx", "onnx")),
+    "onnx": Format(OnnxExporter, ".onnx", "onnxruntime",
+                   {"simplify": Option(bool, True, help="fold BatchNorm into Conv, drop Identity nodes")},
+                   needs=("paddle",), tools=("paddle2onnx", "onnx")),
     "openvino": Format(OpenVINOExporter, ".xml", "openvino", {"fp16": Option(bool, False, help="fp16 weights")},
                        needs=("onnx",), tools=("openvino",)),
     "mnn": Format(MNNExporter, ".mnn", "mnn",
