@@ -36,8 +36,9 @@ class PTQ(Strategy):
     quant_format: ``qoperator`` (QLinearConv and friends: what ONNX Runtime runs fastest on CPU) or
     ``qdq`` (Quantize/Dequantize pairs: what OpenVINO and TensorRT read). op_types: ONNX op types to
     quantize (null: every type the quantizer supports). exclude: glob patterns of ONNX node names
-    kept in float; keep_outputs_float also keeps the nodes that produce the model outputs (score
-    maps need more than 256 levels). dynamic: weights-only quantization without calibration.
+    kept in float; keep_outputs_float also keeps the output layers in float (the last Conv/MatMul
+    before each output and the reshapes after it: scores and box-distribution bins need more than
+    256 levels). dynamic: weights-only quantization without calibration.
     """
 
     stage = "artifact"
@@ -103,10 +104,37 @@ class PTQ(Strategy):
         return out
 
     def _excluded(self, model) -> list[str]:
-        outputs = {o.name for o in model.graph.output}
-        return [n.name for n in model.graph.node
-                if any(fnmatch.fnmatch(n.name, p) for p in self.exclude)
-                or (self.keep_outputs_float and outputs & set(n.output))]
+        named = [n.name for n in model.graph.node if any(fnmatch.fnmatch(n.name, p) for p in self.exclude)]
+        return sorted(set(named) | (output_layers(model) if self.keep_outputs_float else set()))
+
+
+# ops that only move or squash values: the output layer is the compute op behind them
+PASS_THROUGH = {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Sigmoid", "Softmax", "Concat",
+                "Identity", "Split", "Slice"}
+COMPUTE = {"Conv", "MatMul", "Gemm", "ConvTranspose"}
+
+
+def output_layers(model) -> set[str]:
+    """Nodes from each model output back to (and including) the first Conv/MatMul/Gemm, through
+    reshapes, activations and constant bias adds: the layers whose values the post-processing reads
+    directly (scores, box bins, logits)."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    constant = {t.name for t in model.graph.initializer}
+    for node in model.graph.node:  # graph order is topological: constants fold forward
+        if all(i in constant for i in node.input if i):
+            constant.update(node.output)
+    found, stack, seen = set(), [o.name for o in model.graph.output], set()
+    while stack:
+        node = producer.get(stack.pop())
+        if node is None or node.name in seen:
+            continue
+        seen.add(node.name)
+        if node.op_type in COMPUTE:
+            found.add(node.name)
+        elif node.op_type in PASS_THROUGH or (node.op_type in ("Add", "Mul") and constant & set(node.input)):
+            found.add(node.name)
+            stack.extend(node.input)
+    return found
 
 
 class _Reader:
