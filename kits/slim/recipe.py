@@ -33,8 +33,10 @@ class ReportConfig:
     """How the compressed artifact is judged.
 
     backends: engines the artifact is measured in; the first is the target engine that decides
-    which model ships. max_deploy_gap: the largest allowed difference between the accuracy of the
-    deployed artifact and of the training graph before the run fails (collapse guard).
+    which model ships: the compressed one ships when it is at least ``min_speedup`` times as fast
+    as FP32 there and loses at most ``max_accuracy_drop``. max_deploy_gap: the largest allowed
+    difference between the accuracy of the deployed artifact and of the training graph before the
+    run fails (collapse guard).
     """
 
     backends: list = field(default_factory=lambda: ["onnxruntime", "openvino"])
@@ -44,6 +46,8 @@ class ReportConfig:
     eval_samples: int | None = None
     metric: str | None = None
     max_deploy_gap: float = 0.02
+    min_speedup: float = 1.05
+    max_accuracy_drop: float = 0.01
     keep_faster: bool = True
 
 

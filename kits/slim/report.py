@@ -76,21 +76,27 @@ def judge(rec, rows: dict, simulated: float | None, ctx, dirs: dict) -> dict:
     target = rec.report.backends[0]
     base_ms, comp_ms = rows["baseline"]["latency_p50_ms"][target], rows["compressed"]["latency_p50_ms"][target]
     speedup = round(base_ms / comp_ms, 3) if base_ms and comp_ms else None
-    faster = speedup is not None and speedup > 1.0
-    shipped = "compressed" if faster or not rec.report.keep_faster else "baseline"
+    faster = speedup is not None and speedup >= rec.report.min_speedup
+    drop = _drop(rows)
+    accurate = drop is None or drop <= rec.report.max_accuracy_drop
+    shipped = "compressed" if (faster and accurate) or not rec.report.keep_faster else "baseline"
     report = {
         "recipe": rec.path, "strategies": rec.describe(), "metric": metric, "target_engine": target,
         "baseline": rows["baseline"], "compressed": rows["compressed"], "latency_rounds": latency,
         "speedup": {b: _ratio(rows, b) for b in latency},
-        "accuracy_drop": _drop(rows), "training_graph_accuracy": simulated,
+        "accuracy_drop": drop, "training_graph_accuracy": simulated,
         "deploy_gap": None if simulated is None or rows["compressed"]["accuracy"] is None
         else round(abs(rows["compressed"]["accuracy"] - simulated), 6),
         "shipped": shipped, "info": ctx.info, "notes": list(ctx.notes),
     }
     if not faster:
-        report["notes"].append(f"the compressed model is not faster than FP32 in {target} "
-                               f"(speedup {speedup}); shipping the {shipped} model")
-        log.warning(report["notes"][-1])
+        report["notes"].append(f"the compressed model is not faster than FP32 in {target} (speedup {speedup}, "
+                               f"needed {rec.report.min_speedup}); shipping the {shipped} model")
+    if not accurate:
+        report["notes"].append(f"the compressed model loses {drop:.4f} {metric} (allowed "
+                               f"{rec.report.max_accuracy_drop}); shipping the {shipped} model")
+    for note in report["notes"]:
+        log.warning(note)
     return report
 
 
