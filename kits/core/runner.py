@@ -67,10 +67,13 @@ def load_model(cfg: Config, task: Task, weights: str | os.PathLike | None = None
     return model
 
 
-def evaluate(cfg: Config, task: Task, weights: str | os.PathLike | None = None) -> dict:
+def evaluate(cfg: Config, task: Task, weights: str | os.PathLike | None = None,
+             report_dir: str | os.PathLike | None = None) -> dict:
     """Evaluate ``weights`` (a file or registered name; default: the config's ``pretrained``).
 
-    Only the model and the validation set are built, so no training data is needed.
+    Only the model and the validation set are built, so no training data is needed. A metric with
+    ``write_report(dir)`` (plots, overlays) writes it to ``report_dir`` (default
+    ``<trainer.output_dir>/eval``).
     """
     from .data import build_loader
     from .errors import ConfigError
@@ -93,6 +96,10 @@ def evaluate(cfg: Config, task: Task, weights: str | os.PathLike | None = None) 
         raise ConfigError(f"the '{task.name}' task defines no metric")
     metrics = evaluate_model(net, loader, metric)
     log.info("evaluation of %s: %s", source, metrics)
+    if hasattr(metric, "write_report"):
+        out = Path(report_dir) if report_dir else Path(tc.output_dir) / "eval"
+        metric.write_report(out)
+        log.info("evaluation report written to %s", out)
     return metrics
 
 

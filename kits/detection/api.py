@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -19,7 +18,6 @@ import numpy as np
 from kits.core import runner
 from kits.core.config import Config
 from kits.core.pretrained import list_weights
-from kits.core.schema import validate_trainer
 
 from .data import COCODetection, VOCDetection, read_image
 from .models import PicoDet
@@ -33,7 +31,6 @@ __all__ = [
     "DetectionTask", "PicoDet", "VOCDetection", "COCODetection", "postprocess", "coco_names",
     "MODELS", "TRANSFORMS",
 ]
-log = logging.getLogger(__name__)
 
 
 def task_for(cfg=None) -> DetectionTask:
@@ -58,12 +55,8 @@ def evaluate(config, weights: str | os.PathLike | None = None, overrides: Iterab
     Writes ``pr_curve.png`` and a few ``overlay_*.jpg`` (ground truth green, predictions orange)
     into ``report_dir`` (default: ``<trainer.output_dir>/eval``).
     """
-    cfg, task = _cfg(config, overrides), DetectionTask()
-    metrics = runner.evaluate(cfg, task, weights=weights)
-    out = Path(report_dir) if report_dir else Path(validate_trainer(cfg).output_dir) / "eval"
-    task.metric.write_report(out)
-    log.info("evaluation report written to %s", out)
-    return metrics
+    return runner.evaluate(_cfg(config, overrides), task_for(), weights=weights, report_dir=report_dir)
+
 
 def compress(config, recipe, weights: str | os.PathLike | None = None, overrides: Iterable[str] = (),
              recipe_overrides: Iterable[str] = (), output: str | os.PathLike | None = None) -> dict:
@@ -73,7 +66,6 @@ def compress(config, recipe, weights: str | os.PathLike | None = None, overrides
 
     return run_compress(config, recipe, task_for, weights=weights, overrides=overrides,
                         recipe_overrides=recipe_overrides, output=output)
-
 
 
 def load_model(config, weights: str | os.PathLike | None = None, overrides: Iterable[str] = ()):
@@ -108,13 +100,15 @@ def predict(model, images: Sequence[str | os.PathLike | np.ndarray], score_thres
     """Detections per image as [K, 6] arrays (class, score, x1, y1, x2, y2) in original pixels.
 
     ``preprocess`` is a deploy-style op list; by default the one ``load_model`` took from the
-    config (so prediction matches the exported model), else PicoDet's BGR resize + normalise.
+    config (so prediction matches the exported model), else PicoDet's COCO defaults (BGR resize +
+    normalise).
     """
     import paddle
 
     from kits.deploy.ops import PREPROCESS, build_pipeline
 
-    ops = build_pipeline(preprocess or getattr(model, "preprocess", None) or default_preprocess(model), PREPROCESS)
+    ops = build_pipeline(preprocess or getattr(model, "preprocess", None) or preprocess_ops(Config({}), model),
+                         PREPROCESS)
     results = []
     for image in images:
         sample = {"image": image} if isinstance(image, np.ndarray) else {"image": read_image(Path(image))}
@@ -126,13 +120,6 @@ def predict(model, images: Sequence[str | os.PathLike | np.ndarray], score_thres
                            [tuple(sample["orig_shape"])])[0]
         results.append(dets[dets[:, 1] >= score_threshold])
     return results
-
-
-def default_preprocess(model) -> list[dict]:
-    """PicoDet's COCO preprocessing: BGR, fixed resize, ImageNet mean/std in 0..255."""
-    return [{"type": "DecodeImage", "to_rgb": False}, {"type": "Resize", "size": list(model.input_size), "keep_ratio": False},
-            {"type": "Normalize", "mean": [103.53, 116.28, 123.675], "std": [57.375, 57.12, 58.395], "scale": 1.0},
-            {"type": "HWC2CHW"}]
 
 
 def visualize(image: np.ndarray, detections: np.ndarray, class_names: Sequence[str] = ()) -> np.ndarray:

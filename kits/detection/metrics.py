@@ -118,7 +118,7 @@ class DetectionMetric(Metric):
     """Decodes raw PicoDet outputs per batch and scores them with COCO and VOC mAP at the end."""
 
     def __init__(self, dataset, postprocess_cfg: Mapping | None = None, keep: int = 4):
-        self.dataset, self.keep = dataset, keep
+        self.keep = keep
         self.records, self.class_names = dataset.records, dataset.class_names
         self.post = dict(postprocess_cfg or {})
         self.gt = coco_ground_truth(self.records, self.class_names)

@@ -18,9 +18,6 @@ class DetectionTask(Task):
     datasets = DATASETS
     components = (BACKBONES, NECKS, HEADS, LOSSES, ASSIGNERS, TRANSFORMS)
 
-    def __init__(self):
-        self.metric: DetectionMetric | None = None  # the last one built, for evaluation reports
-
     def build_model(self, cfg):
         """The model, with ``init_classes`` names (``{stop: stop sign}``) turned into indices of the
         dataset's label list and of the COCO classes of the bundled weights."""
@@ -31,8 +28,7 @@ class DetectionTask(Task):
 
     def build_metric(self, cfg, dataset):
         post = (cfg.get("export") or {}).get("postprocess", {})
-        self.metric = DetectionMetric(dataset, {k: v for k, v in post.items() if k in POSTPROCESS_KEYS})
-        return self.metric
+        return DetectionMetric(dataset, {k: v for k, v in post.items() if k in POSTPROCESS_KEYS})
 
     def deploy_spec(self, cfg, model) -> dict:
         """Fixed-size resize + normalisation in, GFL decoding + multi-class NMS out."""

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -37,7 +36,6 @@ __all__ = [
     "ESPNet", "ESPNetv2", "PPLiteSeg", "build_pretrained", "MODELS", "BACKBONES", "LOSSES", "DATASETS",
     "TRANSFORMS",
 ]
-log = logging.getLogger(__name__)
 
 
 def task_for(cfg=None) -> SegmentationTask:
@@ -62,13 +60,8 @@ def evaluate(config, weights: str | os.PathLike | None = None, overrides: Iterab
     Writes ``confusion_matrix.png``/``.csv`` and a few prediction overlays into ``report_dir``
     (default ``<trainer.output_dir>/eval``).
     """
-    cfg = _cfg(config, overrides)
-    task = SegmentationTask()
-    metrics = runner.evaluate(cfg, task, weights=weights)
-    out = Path(report_dir) if report_dir else Path(validate_trainer(cfg).output_dir) / "eval"
-    task.metric.write_report(out)
-    log.info("evaluation report written to %s", out)
-    return metrics
+    return runner.evaluate(_cfg(config, overrides), task_for(), weights=weights, report_dir=report_dir)
+
 
 def compress(config, recipe, weights: str | os.PathLike | None = None, overrides: Iterable[str] = (),
              recipe_overrides: Iterable[str] = (), output: str | os.PathLike | None = None) -> dict:
@@ -78,7 +71,6 @@ def compress(config, recipe, weights: str | os.PathLike | None = None, overrides
 
     return run_compress(config, recipe, task_for, weights=weights, overrides=overrides,
                         recipe_overrides=recipe_overrides, output=output)
-
 
 
 def load_model(config, weights: str | os.PathLike | None = None, overrides: Iterable[str] = ()):

@@ -26,16 +26,12 @@ FREE_EXAMPLE = [1, 3, 64, 64]  # parity-check input of a free-size export
 
 
 class SegmentationTask(Task):
-    """Datasets are built in ``train`` or ``val`` mode from their section; the metric keeps the
-    confusion matrix of the last evaluation in ``self.metric`` for reports."""
+    """Datasets are built in ``train`` or ``val`` mode from their section."""
 
     name = "segmentation"
     models = MODELS
     datasets = DATASETS
     components = (BACKBONES, HEADS, LOSSES, TRANSFORMS)
-
-    def __init__(self):
-        self.metric: SegMetric | None = None
 
     def validate(self, cfg) -> None:
         super().validate(cfg)
@@ -58,8 +54,7 @@ class SegmentationTask(Task):
         return None if section is None else self.datasets.build(section, mode=split)
 
     def build_metric(self, cfg, dataset) -> SegMetric:
-        self.metric = SegMetric(dataset)
-        return self.metric
+        return SegMetric(dataset)
 
     def _check_nested_types(self, cfg, path: str, node) -> None:
         """Unknown ``type`` names in nested dicts (``loss``, ``backbone``) fail here, not at build time."""

@@ -7,7 +7,6 @@ so the same Metric that scores the training graph scores the deployed file.
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import numpy as np
@@ -96,5 +95,5 @@ def calibration_batches(task, cfg, samples: int, batch_size: int = 1, names=None
     calib_cfg = Config({**cfg, "train_dataset": section, "val_dataset": section}, path=cfg.path, origins=cfg.origins)
     dataset = task.build_dataset(calib_cfg, "val")
     loader = build_loader(Subset(dataset, samples), None, batch_size, task.collate_for(dataset), 0)
-    for batch in itertools.islice(loader, None):
+    for batch in loader:
         yield {name: np.asarray(batch[name]) for name in names} if names else batch

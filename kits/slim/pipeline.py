@@ -46,10 +46,10 @@ def compress(config, recipe, task_for, weights=None, overrides=(), recipe_overri
                       baseline=copy.deepcopy(model))
     simulated = _run_model_stage(ctx, rec)
     compressed_dir = _export_compressed(ctx, rec, formats, out / "compressed")
-    rows = {"baseline": measure_artifact(baseline_dir, ctx.baseline, task, cfg, rec.report),
-            "compressed": measure_artifact(compressed_dir, ctx.model, task, cfg, rec.report)}
-    if "prune" not in ctx.info:  # quantizers hide their layers from paddle.flops; the count is unchanged
-        rows["compressed"]["flops"] = rows["baseline"]["flops"]
+    base = measure_artifact(baseline_dir, ctx.baseline, task, cfg, rec.report)
+    # quantizers hide their layers from paddle.flops; only pruning changes the count
+    flops = None if "prune" in ctx.info else base["flops"]
+    rows = {"baseline": base, "compressed": measure_artifact(compressed_dir, ctx.model, task, cfg, rec.report, flops)}
     report = judge(rec, rows, simulated, ctx, {"baseline": baseline_dir, "compressed": compressed_dir})
     _ship(out, report)
     write_report(report, out)

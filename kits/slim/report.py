@@ -45,8 +45,9 @@ def model_flops(model) -> int | None:
         model.train(was)
 
 
-def measure_artifact(model_dir: Path, model, task, cfg, rep) -> dict:
-    """Accuracy of the exported model in the target engine, size and parameter count."""
+def measure_artifact(model_dir: Path, model, task, cfg, rep, flops: int | None = None) -> dict:
+    """Accuracy of the exported model in the target engine, size, parameters and FLOPs (counted on
+    ``model`` unless given)."""
     from kits.deploy import load_spec
 
     from .deployed import EngineModel, score, val_loader
@@ -59,7 +60,7 @@ def measure_artifact(model_dir: Path, model, task, cfg, rep) -> dict:
     return {"dir": str(model_dir), "precision": spec.models["onnx"]["precision"] if onnx_files else None,
             "size_mb": round(sum(p.stat().st_size for p in onnx_files) / 2 ** 20, 3),
             "params": int(sum(int(p.size) for p in model.parameters())),
-            "flops": model_flops(model), "metrics": metrics, "accuracy_engine": rep.backends[0]}
+            "flops": model_flops(model) if flops is None else flops, "metrics": metrics, "accuracy_engine": rep.backends[0]}
 
 
 def judge(rec, rows: dict, simulated: float | None, ctx, dirs: dict) -> dict:

@@ -73,6 +73,18 @@ class TextDataset:
         return pad_batch(samples, pad_id=self.tokenizer.pad_id)
 
 
+class LabelledDataset(TextDataset):
+    """A text dataset with a label list ``self.labels`` (classification and tagging; not masked LM)."""
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.labels.names
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+
 def check_limit(records: list, max_samples: int | None, where: str) -> list:
     """The first ``max_samples`` records; no record at all is a DataError."""
     if max_samples is not None:

@@ -8,7 +8,7 @@ from typing import Iterable, Mapping, Sequence
 from kits.core.errors import DataError
 
 from ..registry import DATASETS
-from .base import TextDataset, check_limit, check_num_classes
+from .base import LabelledDataset, check_limit, check_num_classes
 from .context import DataContext, resolve_labels, resolve_tokenizer
 from .readers import data_path, read_columns, read_jsonl
 
@@ -27,7 +27,7 @@ def _check_text(text: str, where: str, name: str = "text") -> str:
     return text
 
 
-class ClassificationDataset(TextDataset):
+class ClassificationDataset(LabelledDataset):
     """Examples -> tokenized features with a class id each (pairs get token types 0 / 1)."""
 
     kind = "classification"
@@ -60,14 +60,6 @@ class ClassificationDataset(TextDataset):
             yield e.text
             if e.pair is not None:
                 yield e.pair
-
-    @property
-    def class_names(self) -> list[str]:
-        return self.labels.names
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.labels)
 
 
 @DATASETS.register

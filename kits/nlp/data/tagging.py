@@ -16,7 +16,7 @@ import numpy as np
 from kits.core.errors import DataError
 
 from ..registry import DATASETS
-from .base import TextDataset, check_limit, check_num_classes
+from .base import LabelledDataset, check_limit, check_num_classes
 from .context import DataContext, resolve_labels, resolve_tokenizer
 from .labels import LabelList
 from .readers import data_path, read_conll, read_jsonl
@@ -56,7 +56,7 @@ def split_units(text: str, units: str) -> list[str]:
     return [c for c in text if not c.isspace()] if units == "chars" else text.split()
 
 
-class TaggingDataset(TextDataset):
+class TaggingDataset(LabelledDataset):
     """Sentences -> tokenized features with a tag id on the first sub-token of every word."""
 
     kind = "token_classification"
@@ -88,14 +88,6 @@ class TaggingDataset(TextDataset):
     def texts(self) -> Iterable[str]:
         for s in self.sentences:
             yield " ".join(s.words)
-
-    @property
-    def class_names(self) -> list[str]:
-        return self.labels.names
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.labels)
 
 
 def first_tokens(word_ids: Sequence[int | None], num_words: int) -> np.ndarray:
