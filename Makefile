@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 2
 export GLOG_minloglevel ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: setup test test-all demo bench env clean
+.PHONY: setup test test-all demo bench bench-nlp env clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,11 @@ demo: setup
 
 bench: setup
 	$(PY) benchmarks/trainer_overhead.py
+
+## MiniLM on SST-2 vs HF transformers (installs torch CPU + transformers into .venv)
+bench-nlp: setup
+	$(PY) -m pip install -q -e ".[bench-nlp]"
+	$(PY) benchmarks/nlp.py $(if $(wildcard output/minilm_l6_sst2/best_model.safetensors),--weights output/minilm_l6_sst2/best_model.safetensors)
 
 env: setup
 	$(PY) tools/env_check.py

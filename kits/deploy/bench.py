@@ -23,14 +23,22 @@ MARK = "BENCHMARK_RESULT "
 
 
 def measure(model_dir: str | Path, backend: str, threads: int = 1, batch: int = 1, iters: int = 50,
-            warmup: int = 5, device: str = "cpu") -> dict:
-    """Time ``run_raw`` on random inputs of the spec in this process."""
+            warmup: int = 5, device: str = "cpu", shapes: dict[str, list[int]] | None = None) -> dict:
+    """Time ``run_raw`` on random inputs of the spec in this process.
+
+    ``shapes`` replaces inputs' example shapes (e.g. a sequence length), batch dimension included.
+    """
     from .predictor import Predictor, random_inputs
 
     start = time.perf_counter()
     predictor = Predictor(model_dir, backend, threads=threads, device=device)
     load_s = time.perf_counter() - start
-    tensors = [np.repeat(t, batch, axis=0) for t in random_inputs(predictor.spec)]
+    spec = predictor.spec
+    if shapes:
+        spec = spec.with_example_shapes(shapes)
+        batch = 1
+    tensors = [np.repeat(t, batch, axis=0) for t in random_inputs(spec)]
+    batch = len(tensors[0])
     for _ in range(warmup):
         predictor.run_raw(tensors)
     times = []
@@ -43,15 +51,32 @@ def measure(model_dir: str | Path, backend: str, threads: int = 1, batch: int = 
             **{f"p{q}_ms": round(float(np.percentile(ms, q)), 4) for q in (50, 90, 99)},
             "throughput_per_s": round(batch * len(ms) / (ms.sum() / 1000), 2),
             "load_s": round(load_s, 3),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory.
+
+    Linux keeps ``ru_maxrss`` across exec, so a child started from a big parent would report the
+    parent's size; ``VmHWM`` belongs to the current program image only.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def measure_isolated(model_dir: str | Path, backend: str, threads: int = 1, batch: int = 1, iters: int = 50,
-                     warmup: int = 5, device: str = "cpu") -> dict:
+                     warmup: int = 5, device: str = "cpu", shapes: dict[str, list[int]] | None = None) -> dict:
     """``measure`` in a child process; a failure comes back as ``{"error": ...}``."""
     cmd = [sys.executable, "-m", "kits.deploy.bench", "--model-dir", str(model_dir), "--backend", backend,
            "--threads", str(threads), "--batch", str(batch), "--iters", str(iters), "--warmup", str(warmup),
            "--device", device]
+    for name, shape in (shapes or {}).items():
+        cmd += ["--shape", f"{name}={'x'.join(map(str, shape))}"]
     root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), GLOG_minloglevel="2",
                PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
@@ -61,6 +86,24 @@ def measure_isolated(model_dir: str | Path, backend: str, threads: int = 1, batc
             return json.loads(line[len(MARK):])
     error = (proc.stderr.strip().splitlines() or ["failed"])[-1]
     return {"backend": backend, "threads": threads, "error": error}
+
+
+def machine_peak_gflops(threads: int = 1, size: int = 1536, repeats: int = 5) -> float:
+    """Measured float32 matmul throughput of this machine with ``threads`` threads (best of
+    ``repeats``), in GFLOP/s: the practical ceiling a model's latency is compared with.
+
+    Runs numpy's BLAS in a child process so its thread count is set before the library loads.
+    """
+    code = ("import time, numpy as np\n"
+            f"a = np.random.default_rng(0).standard_normal(({size}, {size})).astype('float32'); a @ a\n"
+            "best = 1e9\n"
+            f"for _ in range({repeats}):\n"
+            "    t = time.perf_counter(); a @ a; best = min(best, time.perf_counter() - t)\n"
+            f"print(2 * {size} ** 3 / best / 1e9)")
+    env = dict(os.environ, **{v: str(threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                        "MKL_NUM_THREADS")})
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    return round(float(out.stdout.strip().splitlines()[-1]), 1)
 
 
 def compare_latency(model_dirs: dict[str, str | Path], backend: str, threads: int = 1, rounds: int = 3,
@@ -95,8 +138,15 @@ def main(argv=None) -> int:
     ap.add_argument("--iters", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--shape", action="append", default=[], metavar="NAME=BxT",
+                    help="an input's shape instead of its example shape (batch included), e.g. input_ids=1x128")
     args = ap.parse_args(argv)
-    row = measure(args.model_dir, args.backend, args.threads, args.batch, args.iters, args.warmup, args.device)
+    shapes = {}
+    for item in args.shape:
+        name, _, dims = item.partition("=")
+        shapes[name] = [int(d) for d in dims.split("x")]
+    row = measure(args.model_dir, args.backend, args.threads, args.batch, args.iters, args.warmup, args.device,
+                  shapes or None)
     print(MARK + json.dumps(row))
     return 0
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,20 @@ class DeploySpec:
     versions: dict = field(default_factory=dict)
     parity: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    def with_example_shapes(self, shapes: dict[str, list[int]]) -> "DeploySpec":
+        """A copy whose named inputs take these example shapes (each must fit the input's shape)."""
+        unknown = sorted(set(shapes) - {i.name for i in self.inputs})
+        if unknown:
+            raise SpecError(f"no input named {', '.join(unknown)}; inputs: {', '.join(i.name for i in self.inputs)}")
+        inputs = []
+        for info in self.inputs:
+            shape = list(shapes.get(info.name, info.example_shape))
+            fits = len(shape) == len(info.shape) and all(d < 0 or d == s for d, s in zip(info.shape, shape))
+            if not fits:
+                raise SpecError(f"input '{info.name}' has shape {info.shape} (-1: dynamic); {shape} does not fit")
+            inputs.append(replace(info, example_shape=shape))
+        return replace(self, inputs=inputs)
 
     def files(self, fmt: str) -> list[Path]:
         return [self.model_dir / name for name in self.models[fmt]["files"]]

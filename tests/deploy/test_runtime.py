@@ -205,3 +205,29 @@ def test_benchmark_script_prints_a_json_summary(exported):
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     row = summary["results"][0]
     assert row["backend"] == "onnxruntime" and 0 < row["p50_ms"] <= row["p99_ms"] and row["peak_rss_mb"] > 0
+
+
+def test_benchmark_takes_explicit_input_shapes(exported):
+    from kits.deploy.bench import measure_isolated
+
+    shapes = {"input_ids": [3, 24], "attention_mask": [3, 24]}
+    row = measure_isolated(exported["text"], "onnxruntime", iters=3, warmup=1, shapes=shapes)
+    assert row.get("error") is None and row["batch"] == 3 and row["p50_ms"] > 0
+    spec = Predictor(exported["text"], "onnxruntime").spec
+    with pytest.raises(SpecError, match="no input named token_ids"):
+        spec.with_example_shapes({"token_ids": [1, 8]})
+    with pytest.raises(SpecError, match=r"\[1, 8, 2\] does not fit"):
+        spec.with_example_shapes({"input_ids": [1, 8, 2]})
+
+
+def test_export_records_whether_onednn_runs_the_graph(exported):
+    text = load_spec(exported["text"])
+    assert text.models["paddle"]["runtime_options"] == {"onednn": True}
+    seg = load_spec(exported["segmenter"])  # paddle 3.3's oneDNN executor rejects its interpolation
+    assert seg.models["paddle"]["runtime_options"] == {"onednn": False}
+    assert any(n.startswith("paddle: oneDNN off by default") for n in seg.notes)
+    ids = np.random.default_rng(0).integers(0, 50, size=(2, 12)).astype("int64")
+    x = [ids, np.ones_like(ids)][: len(text.inputs)]
+    default = Predictor(exported["text"], "paddle").run_raw(x)[0]
+    plain = Predictor(exported["text"], "paddle", options={"onednn": False}).run_raw(x)[0]
+    assert np.abs(default - plain).max() <= 1e-4

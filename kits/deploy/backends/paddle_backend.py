@@ -16,8 +16,10 @@ class PaddleBackend(Backend):
     devices = ("cpu", "gpu", "tensorrt")
     option_names = ("onednn",)
 
-    def __init__(self, spec, fmt, threads=None, device="cpu", onednn: bool = False):
+    def __init__(self, spec, fmt, threads=None, device="cpu", onednn: bool | None = None):
         super().__init__(spec, fmt, threads, device)
+        if onednn is None:  # export recorded whether this graph runs correctly with oneDNN
+            onednn = bool(spec.models[fmt].get("runtime_options", {}).get("onednn", False))
         os.environ.setdefault("GLOG_minloglevel", "2")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "No ccache found", distutils notices
