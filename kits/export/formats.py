@@ -197,9 +197,20 @@ class OpenVINOExporter(Exporter):
 
     def run(self, job: Job) -> Artifact:
         ov = require("openvino", "openvino")
-        # Core.read_model parses the ONNX with the same frontend as convert_model, without the
-        # usage-data reporting that convert_model does unless a user opted out
-        model = ov.Core().read_model(str(job.files["onnx"][0]))
+        import onnx
+
+        from .onnx_passes import hardswish_as_clip
+
+        graph = onnx.load(str(job.files["onnx"][0]))
+        hardswish_as_clip(graph)  # the form OpenVINO fuses into convolutions
+        staged = job.out_dir / "openvino_input.onnx"
+        onnx.save(graph, str(staged))
+        try:
+            # Core.read_model parses the ONNX with the same frontend as convert_model, without the
+            # usage-data reporting that convert_model does unless a user opted out
+            model = ov.Core().read_model(str(staged))
+        finally:
+            staged.unlink(missing_ok=True)
         xml = job.out_dir / "model.xml"
         ov.save_model(model, str(xml), compress_to_fp16=bool(self.options["fp16"]))
         return Artifact([xml, xml.with_suffix(".bin")], "fp16" if self.options["fp16"] else "fp32")

@@ -49,3 +49,27 @@ def test_batchnorm_stays_when_the_conv_output_is_shared():
     model = graph(shared_conv_output=True)
     assert simplify(model)["batchnorms_folded"] == 0
     assert "BatchNormalization" in [n.op_type for n in model.graph.node]
+
+
+def hardswish_graph():
+    """x -> hard-swish the way paddle2onnx writes it, plus an SE-style HardSigmoid gate that must stay."""
+    nodes = [helper.make_node("HardSigmoid", ["x"], ["hs"], alpha=1 / 6, beta=0.5),
+             helper.make_node("Mul", ["hs", "x"], ["y"]),                      # hard-swish, operands swapped
+             helper.make_node("HardSigmoid", ["y"], ["gate"], alpha=0.2, beta=0.5),
+             helper.make_node("Mul", ["y", "gate"], ["z"])]                   # a gate: not x * hs(x) with 1/6
+    shape = [1, 2, 4, 4]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                          [helper.make_tensor_value_info("z", TensorProto.FLOAT, shape)])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_hardswish_becomes_the_clip_form_with_the_same_values():
+    from kits.export.onnx_passes import hardswish_as_clip
+
+    model = hardswish_graph()
+    x = (RNG.standard_normal((1, 2, 4, 4)) * 4).astype(np.float32)  # both clip ends are reached
+    before = run(model, x)
+    assert hardswish_as_clip(model) == 1
+    onnx.checker.check_model(model)
+    assert [n.op_type for n in model.graph.node] == ["Add", "Clip", "Mul", "Div", "HardSigmoid", "Mul"]
+    np.testing.assert_allclose(run(model, x)[0], before[0], rtol=1e-5, atol=1e-5)
