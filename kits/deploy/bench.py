@@ -107,7 +107,7 @@ def machine_peak_gflops(threads: int = 1, size: int = 1536, repeats: int = 5) ->
 
 
 def compare_latency(model_dirs: dict[str, str | Path], backend: str, threads: int = 1, rounds: int = 3,
-                    iters: int = 30, warmup: int = 5) -> dict:
+                    iters: int = 30, warmup: int = 5, shapes: dict[str, list[int]] | None = None) -> dict:
     """p50 latency of several models in one engine, measured in alternating rounds.
 
     Alternating (A, B, A, B, ...) spreads machine noise over all models; the per-model figure is
@@ -116,7 +116,8 @@ def compare_latency(model_dirs: dict[str, str | Path], backend: str, threads: in
     runs: dict[str, list[dict]] = {name: [] for name in model_dirs}
     for _ in range(rounds):
         for name, directory in model_dirs.items():
-            runs[name].append(measure_isolated(directory, backend, threads, iters=iters, warmup=warmup))
+            runs[name].append(measure_isolated(directory, backend, threads, iters=iters, warmup=warmup,
+                                               shapes=shapes))
     result = {}
     for name, rows in runs.items():
         errors = [r["error"] for r in rows if "error" in r]

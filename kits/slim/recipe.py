@@ -36,7 +36,8 @@ class ReportConfig:
     which model ships: the compressed one ships when it is at least ``min_speedup`` times as fast
     as FP32 there and loses at most ``max_accuracy_drop``. max_deploy_gap: the largest allowed
     difference between the accuracy of the deployed artifact and of the training graph before the
-    run fails (collapse guard).
+    run fails (collapse guard). input_shapes: the input shapes latency is measured at, batch
+    included (e.g. ``{input_ids: [1, 128], ...}`` for a text model; default: the export's example).
     """
 
     backends: list = field(default_factory=lambda: ["onnxruntime", "openvino"])
@@ -49,6 +50,7 @@ class ReportConfig:
     min_speedup: float = 1.05
     max_accuracy_drop: float = 0.01
     keep_faster: bool = True
+    input_shapes: dict | None = None
 
 
 @dataclass

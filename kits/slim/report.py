@@ -70,7 +70,8 @@ def judge(rec, rows: dict, simulated: float | None, ctx, dirs: dict) -> dict:
     metric = rec.report.metric or ctx.cfg.get_path("trainer.best_metric") or next(iter(rows["baseline"]["metrics"]))
     for row in rows.values():
         row["accuracy"] = row["metrics"].get(metric)
-    latency = {b: compare_latency(dirs, b, rec.report.threads, rec.report.rounds, rec.report.iters)
+    latency = {b: compare_latency(dirs, b, rec.report.threads, rec.report.rounds, rec.report.iters,
+                                  shapes=rec.report.input_shapes)
                for b in rec.report.backends}
     for name, row in rows.items():
         row["latency_p50_ms"] = {b: latency[b][name].get("p50_ms") for b in latency}
