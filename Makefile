@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 2
 export GLOG_minloglevel ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: setup test test-all demo bench bench-nlp env clean
+.PHONY: setup test test-all demo bench bench-detection bench-segmentation bench-nlp env clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,14 @@ demo: setup
 
 bench: setup
 	$(PY) benchmarks/trainer_overhead.py
+
+## PicoDet-S vs PaddleDetection 2.6 (installed --no-deps under output/baselines/)
+bench-detection: setup
+	$(PY) benchmarks/detection.py --install-baseline $(if $(wildcard output/picodet_s_416_roadsign/best_model.safetensors),--weights output/picodet_s_416_roadsign/best_model.safetensors)
+
+## PP-LiteSeg-STDC1 vs PaddleSeg 2.8 (installed --no-deps under output/baselines/), ESPNet CamVid mIoU
+bench-segmentation: setup
+	$(PY) benchmarks/segmentation.py --install-baseline
 
 ## MiniLM on SST-2 vs HF transformers (installs torch CPU + transformers into .venv)
 bench-nlp: setup
