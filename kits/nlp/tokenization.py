@@ -262,8 +262,9 @@ def learn_wordpiece_vocab(texts: Iterable[str], min_freq: int = 2, max_size: int
     trainer = trainers.WordPieceTrainer(vocab_size=max_size, min_frequency=min_freq,
                                         special_tokens=list(SPECIAL_TOKENS), show_progress=False)
     backend.train_from_iterator(texts, trainer)
-    vocab = backend.get_vocab()
-    return sorted(vocab, key=vocab.get)
+    # the trainer breaks frequency ties in a per-process random order; ids must not depend on the process
+    learned = set(backend.get_vocab()) - set(SPECIAL_TOKENS)
+    return list(SPECIAL_TOKENS) + sorted(learned)
 
 
 def learn_char_vocab(texts: Iterable[str], min_freq: int = 1, max_size: int | None = None, lowercase: bool = False,

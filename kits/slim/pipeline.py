@@ -44,6 +44,7 @@ def compress(config, recipe, task_for, weights=None, overrides=(), recipe_overri
     baseline_dir = _export(model, task, cfg, out / "baseline", formats)
     ctx = SlimContext(cfg=_finetune_cfg(cfg, rec, out), task=task, model=model, out_dir=out,
                       baseline=copy.deepcopy(model))
+    _carry_built_files(cfg, ctx.cfg)
     simulated = _run_model_stage(ctx, rec)
     compressed_dir = _export_compressed(ctx, rec, formats, out / "compressed")
     base = measure_artifact(baseline_dir, ctx.baseline, task, cfg, rec.report)
@@ -83,11 +84,40 @@ def _finetune_cfg(cfg: Config, rec: Recipe, out: Path) -> Config:
     return tuned
 
 
+def _carry_built_files(cfg: Config, tuned: Config) -> None:
+    """Copy the files the training run built for its datasets (a text kit's ``vocab.txt`` /
+    ``labels.txt``) into the fine-tuning output dir, where the compressed model's datasets and
+    export read them back; without them a model trained on a built vocabulary cannot be compressed.
+
+    A built vocabulary is also pinned as ``train_dataset.tokenizer.vocab``: fine-tuning would
+    otherwise learn a new one, whose token ids need not be the ones the weights were trained on."""
+    from kits.core.schema import validate_trainer
+
+    source, target = Path(validate_trainer(cfg).output_dir), Path(validate_trainer(tuned).output_dir)
+    if not source.is_dir() or source.resolve() == target.resolve():
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    for path in source.glob("*.txt"):
+        shutil.copy2(path, target / path.name)
+    tokenizer = tuned.get_path("train_dataset.tokenizer")
+    if isinstance(tokenizer, dict) and tokenizer.get("vocab") is None and (target / "vocab.txt").is_file():
+        tokenizer["vocab"] = str(target / "vocab.txt")
+
+
 def _export(model, task, cfg, directory: Path, formats: list[str]) -> Path:
     from kits.export import export
 
-    export(task.export_model(cfg, model), task.deploy_spec(cfg, model), directory, formats)
+    spec = task.deploy_spec(cfg, model)
+    export(task.export_model(cfg, model), spec, directory, formats)
+    _copy_assets(spec, directory)
     return directory
+
+
+def _copy_assets(spec: dict, directory: Path) -> None:
+    """Files the runtime reads beside the model (a text model's vocabulary), named by the spec."""
+    for name, source in (spec.get("assets") or {}).items():
+        if Path(source).resolve() != (directory / name).resolve():
+            shutil.copyfile(source, directory / name)
 
 
 def _run_model_stage(ctx: SlimContext, rec: Recipe) -> float | None:
@@ -142,6 +172,7 @@ def _export_compressed(ctx: SlimContext, rec: Recipe, formats: list[str], direct
     spec = ctx.task.deploy_spec(ctx.cfg, ctx.model)
     export_from_onnx(onnx_file, ctx.task.export_model(ctx.cfg, ctx.model), spec, directory, formats,
                      precision=ctx.precision)
+    _copy_assets(spec, directory)
     shutil.rmtree(work, ignore_errors=True)
     return directory
 

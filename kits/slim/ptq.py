@@ -81,15 +81,19 @@ class PTQ(Strategy):
         types = {"int8": q.QuantType.QInt8, "uint8": q.QuantType.QUInt8}
         common = {"op_types_to_quantize": self.op_types, "per_channel": self.per_channel,
                   "reduce_range": self.reduce_range, "weight_type": types[self.weight_type]}
+        # shape inference + graph clean-up first; it also turns the exporter's Constant weights into
+        # initializers, the only weights the quantizers quantize (dynamic would silently keep all in float)
+        prepared = Path(out_dir) / "model_prepared.onnx"
+        q.shape_inference.quant_pre_process(str(onnx_file), str(prepared), skip_symbolic_shape=True)
+        model = onnx.load(str(prepared))
+        excluded = self._excluded(model)
         if self.dynamic:
-            excluded = self._excluded(onnx.load(str(onnx_file)))
-            q.quantize_dynamic(str(onnx_file), str(out), nodes_to_exclude=excluded, **common)
+            # the dynamic quantizer splits a Gemm into '<name>_MatMul' + '<name>_Add' before it matches names
+            split = [f"{n.name}_{part}" for n in model.graph.node if n.name in excluded and n.op_type == "Gemm"
+                     for part in ("MatMul", "Add")]
+            q.quantize_dynamic(str(prepared), str(out), nodes_to_exclude=excluded + split, **common)
             ctx.info["ptq"] = {"dynamic": True}
         else:
-            prepared = Path(out_dir) / "model_prepared.onnx"  # shape inference + graph clean-up first
-            q.shape_inference.quant_pre_process(str(onnx_file), str(prepared), skip_symbolic_shape=True)
-            model = onnx.load(str(prepared))
-            excluded = self._excluded(model)
             reader = _Reader(ctx, [i.name for i in model.graph.input], self.calib_samples)
             fmt = q.QuantFormat.QDQ if self.quant_format == "qdq" else q.QuantFormat.QOperator
             q.quantize_static(str(prepared), str(out), reader, quant_format=fmt,
@@ -97,8 +101,8 @@ class PTQ(Strategy):
                               calibrate_method=getattr(q.CalibrationMethod, ALGOS[self.algo.lower()]),
                               extra_options={"CalibMovingAverage": self.algo.lower() == "avg",
                                              "CalibPercentile": self.percentile}, **common)
-            prepared.unlink(missing_ok=True)
             ctx.info["ptq"] = {"calibration_samples": reader.seen, "algo": self.algo}
+        prepared.unlink(missing_ok=True)
         ctx.info["ptq"]["float_nodes"] = excluded
         log.info("PTQ wrote %s (%d nodes kept in float)", out, len(excluded))
         return out

@@ -1,5 +1,6 @@
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +91,18 @@ def test_minilm_tokenizer_on_a_real_sentence():
     assert enc.labels[0] == [IGNORE_INDEX, 3, IGNORE_INDEX, IGNORE_INDEX, 0, 0, 1, 0, IGNORE_INDEX]
     assert tok.encode(["word " * 300]).num_truncated == 1
     assert len(tok.encode(["word " * 300]).input_ids[0]) == 256  # the model's max_seq_length
+
+
+def test_learned_wordpiece_vocabulary_is_the_same_in_every_process():
+    import subprocess
+    import sys
+
+    code = ("from kits.nlp.tokenization import learn_wordpiece_vocab\n"
+            "texts = ['the cat sat on the mat', 'the dog sat on the log', 'cats and dogs', 'a mat, a log'] * 3\n"
+            "print('|'.join(learn_wordpiece_vocab(texts, min_freq=1, max_size=200)))")
+    root = Path(__file__).resolve().parents[2]
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
+                           env={**os.environ, "PYTHONPATH": str(root)}).stdout for _ in range(3)}
+    assert len(runs) == 1
+    vocab = runs.pop().strip().split("|")
+    assert vocab[:5] == list(SPECIAL_TOKENS) and "cat" in vocab and len(vocab) == len(set(vocab))
