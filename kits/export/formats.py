@@ -378,7 +378,7 @@ FORMATS: dict[str, Format] = {
     "paddle": Format(PaddleExporter, ".json", "paddle", tools=("paddlepaddle", "paddlepaddle-gpu")),
     "paddle-legacy": Format(LegacyExporter, ".pdmodel", "paddle", tools=("paddlepaddle", "paddlepaddle-gpu")),
     "onnx": Format(OnnxExporter, ".onnx", "onnxruntime",
-                   {"simplify": Option(bool, True, help="fold BatchNorm into Conv, drop Identity nodes")},
+                   {"simplify": Option(bool, True, help="fold BatchNorm into Conv and constant arithmetic, drop Identity nodes")},
                    needs=("paddle",), tools=("paddle2onnx", "onnx")),
     "openvino": Format(OpenVINOExporter, ".xml", "openvino", {"fp16": Option(bool, False, help="fp16 weights")},
                        needs=("onnx",), tools=("openvino",)),

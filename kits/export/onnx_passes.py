@@ -79,6 +79,39 @@ def fold_batchnorm(model) -> int:
     return folded
 
 
+_ARITHMETIC = {"Mul": np.multiply, "Add": np.add, "Sub": np.subtract, "Div": np.divide}
+
+
+def fold_constant_arithmetic(model) -> int:
+    """Replace float Mul/Add/Sub/Div of two constants by their result.
+
+    paddle2onnx writes an Embedding with ``padding_idx`` as ``weight * mask``, both stored in full:
+    a second copy of the whole table in the file (47 MB for MiniLM's) and a table-sized multiply
+    for engines that do not fold it themselves.
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    consts = _constants(graph)
+    outputs = {o.name for o in graph.output}
+    kept, folded = [], 0
+    for node in graph.node:
+        fn = _ARITHMETIC.get(node.op_type)
+        values = [consts.get(i) for i in node.input]
+        if (fn is None or len(values) != 2 or any(v is None for v in values) or node.output[0] in outputs
+                or not all(np.issubdtype(v.dtype, np.floating) for v in values)):
+            kept.append(node)
+            continue
+        result = fn(values[0], values[1]).astype(np.result_type(*values))
+        consts[node.output[0]] = result
+        graph.initializer.append(numpy_helper.from_array(result, node.output[0]))
+        folded += 1
+    del graph.node[:]
+    graph.node.extend(kept)
+    _drop_unused_constants(graph)
+    return folded
+
+
 def _drop_unused_constants(graph) -> None:
     used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
     kept = [n for n in graph.node if not (n.op_type == "Constant" and n.output[0] not in used)]
@@ -142,4 +175,5 @@ def hardswish_as_clip(model) -> int:
 
 def simplify(model) -> dict[str, int]:
     """All passes, in order; returns how many nodes each one changed."""
-    return {"identities_removed": drop_identities(model), "batchnorms_folded": fold_batchnorm(model)}
+    return {"identities_removed": drop_identities(model), "batchnorms_folded": fold_batchnorm(model),
+            "constants_folded": fold_constant_arithmetic(model)}

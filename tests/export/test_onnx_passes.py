@@ -40,7 +40,7 @@ def test_batchnorm_folds_into_conv_with_the_same_result():
     before = run(model, x)
     changes = simplify(model)
     onnx.checker.check_model(model)
-    assert changes == {"identities_removed": 1, "batchnorms_folded": 1}
+    assert changes == {"identities_removed": 1, "batchnorms_folded": 1, "constants_folded": 0}
     assert [n.op_type for n in model.graph.node] == ["Conv"]
     np.testing.assert_allclose(run(model, x)[0], before[0], rtol=1e-5, atol=1e-5)
 
@@ -73,3 +73,24 @@ def test_hardswish_becomes_the_clip_form_with_the_same_values():
     onnx.checker.check_model(model)
     assert [n.op_type for n in model.graph.node] == ["Add", "Clip", "Mul", "Div", "HardSigmoid", "Mul"]
     np.testing.assert_allclose(run(model, x)[0], before[0], rtol=1e-5, atol=1e-5)
+
+
+def test_masked_embedding_table_is_stored_once():
+    """paddle2onnx's padding_idx form: Gather(weight * mask, ids) becomes Gather(table, ids)."""
+    table, mask = RNG.standard_normal((10, 4)), np.ones((10, 4))
+    mask[0] = 0.0
+    nodes = [const("w", table), const("mask", mask), helper.make_node("Mul", ["w", "mask"], ["masked"]),
+             helper.make_node("Gather", ["masked", "ids"], ["y"], axis=0)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    ids = np.array([[0, 3, 9]], dtype=np.int64)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    before = session.run(None, {"ids": ids})[0]
+    assert simplify(model)["constants_folded"] == 1
+    onnx.checker.check_model(model)
+    assert [n.op_type for n in model.graph.node] == ["Gather"]
+    assert [list(t.dims) for t in model.graph.initializer] == [[10, 4]]
+    after = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"ids": ids})
+    np.testing.assert_array_equal(after[0], before)
+    assert not after[0][0, 0].any()
