@@ -43,7 +43,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("GLOG_minloglevel", "2")
@@ -52,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.common import train_rate  # noqa: E402
 from benchmarks.detection_export_speed import REFERENCE  # noqa: E402
 
 CONFIG = ROOT / "configs" / "detection" / "picodet_s_416_roadsign.yml"
@@ -201,18 +201,6 @@ def optimizer_for(cfg, model, steps: int):
     return build_optimizer(dict(cfg["optimizer"]), model, sched, clip), sched
 
 
-def train_rate(model, opt, sched, batches: list[dict]) -> float:
-    """Images/s of forward + loss + backward + step over ``batches`` (dicts of paddle tensors)."""
-    start = time.perf_counter()
-    for batch in batches:
-        loss = model(dict(batch))["loss"]  # a copy: PaddleDetection's models keep the dict they get
-        loss.backward()
-        opt.step()
-        opt.clear_grad()
-        sched.step()
-    return sum(int(b["image"].shape[0]) for b in batches) / (time.perf_counter() - start)
-
-
 def param_count(model) -> int:
     return sum(int(p.size) for p in model.parameters())
 
@@ -260,15 +248,15 @@ def train_section(cfg, task, args, baseline_error: str | None = None) -> dict:
     if not baseline_error:
         try:
             ref, ref_opt, ref_tensors = baseline_trainer(cfg, kit, batches, total)
-            train_rate(ref, *ref_opt, ref_tensors[:warm])
+            train_rate(ref, *ref_opt, ref_tensors[:warm], "image")
         except Exception as exc:  # an old ppdet failing on a new paddle: report it, keep the kit's figures
             ref, baseline_error = None, f"PaddleDetection training failed: {type(exc).__name__}: {exc}"
-    train_rate(kit, *kit_opt, kit_tensors[:warm])
+    train_rate(kit, *kit_opt, kit_tensors[:warm], "image")
     kit_rates, ref_rates = [], []
     for _ in range(args.rounds):
-        kit_rates.append(train_rate(kit, *kit_opt, kit_tensors))
+        kit_rates.append(train_rate(kit, *kit_opt, kit_tensors, "image"))
         if ref is not None:
-            ref_rates.append(train_rate(ref, *ref_opt, ref_tensors))
+            ref_rates.append(train_rate(ref, *ref_opt, ref_tensors, "image"))
     result = {"batch_size": args.batch, "input_size": SIZE, "steps_per_round": args.steps, "rounds": args.rounds,
               "optimizer": dict(cfg["optimizer"]), "clip_grad_norm": (cfg.get("trainer") or {}).get("clip_grad_norm"),
               "norm_statistics": "frozen" if norm_frozen(kit) else "batch",

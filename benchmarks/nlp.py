@@ -36,6 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.common import kit_train_rate  # noqa: E402
+
 CONFIG = ROOT / "configs" / "nlp" / "minilm_l6_sst2.yml"
 MARK = "BENCHMARK_RESULT "
 ENGINES = ("paddle", "onnxruntime", "openvino")
@@ -165,27 +167,6 @@ def hf_accuracy(state: dict[str, np.ndarray], batches: list[dict], threads: int)
 
 # -- the kit side -----------------------------------------------------------------------------
 
-def kit_train_rate(cfg, task, batches: list[dict]) -> float:
-    import paddle
-
-    from kits.core.optim import build_optimizer, build_scheduler
-
-    paddle.seed(0)
-    model = task.build_model(cfg)
-    model.train()
-    sched = build_scheduler(dict(cfg["lr_scheduler"]), cfg["optimizer"]["lr"], len(batches), 1)
-    opt = build_optimizer(dict(cfg["optimizer"]), model, sched)
-    tensors = [{k: paddle.to_tensor(v) for k, v in b.items()} for b in batches]
-    start = time.perf_counter()
-    for b in tensors:
-        loss = model(b)["loss"]
-        loss.backward()
-        opt.step()
-        opt.clear_grad()
-        sched.step()
-    return sum(len(b["labels"]) for b in batches) / (time.perf_counter() - start)
-
-
 def kit_latency(model_dir: Path, backend: str, batch: int, seq: int, threads: int, iters: int, warmup: int) -> dict:
     from kits.deploy.bench import measure_isolated
 
@@ -281,11 +262,11 @@ def efficiency_section(rows: list[dict], seq: int, threads: int) -> dict:
 
 def train_section(cfg, task, args) -> dict:
     batches = [_numpy(b) for b in train_batches(cfg, task, args.train_steps, 32)]
-    kit_train_rate(cfg, task, batches[:3])  # warm up kernels and allocators on both sides
+    kit_train_rate(cfg, task, batches[:3], "labels")  # warm up kernels and allocators on both sides
     hf_train_rate(batches[:3], args.threads)
     kit, ref = [], []
     for _ in range(args.rounds):
-        kit.append(kit_train_rate(cfg, task, batches))
+        kit.append(kit_train_rate(cfg, task, batches, "labels"))
         ref.append(hf_train_rate(batches, args.threads))
     return {"batch_size": 32, "steps_per_round": len(batches),
             "mean_tokens_per_batch_row": round(float(np.mean([b["input_ids"].shape[1] for b in batches])), 1),

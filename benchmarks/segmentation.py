@@ -50,6 +50,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.common import kit_train_rate, train_rate  # noqa: E402
+
 CONFIG = ROOT / "configs" / "segmentation" / "espnet_camvid.yml"
 CAMVID = ROOT.parent / "shared" / "datasets" / "camvid"
 BASELINE = "paddleseg==2.8.0"
@@ -242,14 +244,11 @@ def baseline_train_rate(batches: list[dict], losses: dict) -> float:
         warmup_steps=WARMUP_STEPS, start_lr=LR * WARMUP_START, end_lr=LR)
     opt = Momentum(momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)(net, sched)
     tensors = [{k: paddle.to_tensor(v) for k, v in b.items()} for b in batches]
-    start = time.perf_counter()
-    for b in tensors:
-        loss = sum(loss_computation(net(b["image"]), b["label"], None, losses))
-        loss.backward()
-        opt.step()
-        opt.clear_grad()
-        sched.step()
-    return sum(len(b["label"]) for b in batches) / (time.perf_counter() - start)
+
+    def step(batch):
+        return {"loss": sum(loss_computation(net(batch["image"]), batch["label"], None, losses))}
+
+    return train_rate(step, opt, sched, tensors, "label")
 
 
 def baseline_graph(net, height: int, width: int):
@@ -275,28 +274,6 @@ def baseline_graph(net, height: int, width: int):
 
 
 # -- the kit side -----------------------------------------------------------------------------
-
-def kit_train_rate(cfg, task, batches: list[dict]) -> float:
-    """The kit's step as its Trainer takes it: ``model(batch)['loss']``, backward, optimizer, schedule."""
-    import paddle
-
-    from kits.core.optim import build_optimizer, build_scheduler
-
-    paddle.seed(0)
-    model = task.build_model(cfg)
-    model.train()
-    sched = build_scheduler(dict(cfg["lr_scheduler"]), cfg["optimizer"]["lr"], len(batches), 1)
-    opt = build_optimizer(dict(cfg["optimizer"]), model, sched)
-    tensors = [{k: paddle.to_tensor(v) for k, v in b.items()} for b in batches]
-    start = time.perf_counter()
-    for b in tensors:
-        loss = model(b)["loss"]
-        loss.backward()
-        opt.step()
-        opt.clear_grad()
-        sched.step()
-    return sum(len(b["label"]) for b in batches) / (time.perf_counter() - start)
-
 
 def export_shapes(model_dir: Path) -> dict | None:
     """Batch-1 360x480 example shapes for an export with free spatial dims, else None (fixed size)."""
@@ -337,7 +314,7 @@ def train_section(cfg, task, losses: dict | None, args) -> dict:
     warm = batches[: min(2, len(batches))]  # kernels, allocators and BN statistics paths on both sides
     out = {"batch_size": args.batch, "crop_hw": list(batches[0]["image"].shape[2:]), "steps_per_round": len(batches),
            "rounds": args.rounds, "optimizer": f"Momentum({MOMENTUM}) lr {LR} poly, weight_decay {WEIGHT_DECAY}"}
-    kit_train_rate(cfg, task, warm)
+    kit_train_rate(cfg, task, warm, "label")
     if losses is not None:
         try:
             baseline_train_rate(warm, losses)
@@ -345,7 +322,7 @@ def train_section(cfg, task, losses: dict | None, args) -> dict:
             out["baseline_error"], losses = _last_line(exc), None
     kit, base = [], []
     for _ in range(args.rounds):
-        kit.append(kit_train_rate(cfg, task, batches))
+        kit.append(kit_train_rate(cfg, task, batches, "label"))
         if losses is not None:
             base.append(baseline_train_rate(batches, losses))
     if base:
