@@ -63,3 +63,18 @@ def test_void_output_adds_a_channel_but_not_a_class():
     with paddle.no_grad():
         logits = model({"image": paddle.randn([1, 3, 32, 32])})["logits"]
     assert model.num_classes == 11 and logits.shape[1] == 12
+
+
+def test_channel_max_training_form_has_reduce_max_values_and_gradient():
+    from kits.segmentation.models.pp_liteseg import _channel_max
+
+    data = np.random.default_rng(0).normal(size=(2, 5, 3, 4)).astype("float32")
+    grads = []
+    for training in (False, True):
+        x = paddle.to_tensor(data, stop_gradient=False)
+        out = _channel_max(x, training)
+        (out * out).sum().backward()
+        np.testing.assert_array_equal(out.numpy(), data.max(axis=1, keepdims=True))
+        grads.append(x.grad.numpy())
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6)
+    assert np.count_nonzero(grads[1]) == 2 * 3 * 4  # one winner per pixel

@@ -38,8 +38,8 @@ def pixel_nll(logits, label, ignore_index: int):
     """Per-pixel negative log-likelihood ``[N, H, W]``, the valid mask and the safe label."""
     logits = _match_size(logits, label)
     valid, safe = _valid_and_safe(label, ignore_index)
-    logp = F.log_softmax(logits.astype("float32"), axis=1)
-    nll = -paddle.take_along_axis(logp, safe.unsqueeze(1), axis=1).squeeze(1)
+    # the fused softmax-cross-entropy kernel is ~3x faster on CPU than log_softmax + gather
+    nll = F.cross_entropy(logits.astype("float32"), safe.unsqueeze(1), axis=1, reduction="none").squeeze(1)
     return nll, valid, safe
 
 
@@ -89,9 +89,11 @@ class OhemCrossEntropyLoss:
         keep = valid
         if 0 < self.min_kept < n_valid:
             prob = paddle.exp(-nll.detach())
-            masked = paddle.where(valid > 0, prob, paddle.full_like(prob, 2.0)).flatten()
-            kth = float(paddle.sort(masked)[self.min_kept - 1])
-            threshold = max(self.thresh, kth)
+            threshold = self.thresh
+            # kth <= thresh exactly when min_kept pixels are already below it: skip the selection
+            if int(((prob <= self.thresh).astype("float32") * valid).sum()) < self.min_kept:
+                masked = paddle.where(valid > 0, prob, paddle.full_like(prob, 2.0)).flatten()
+                threshold = float(paddle.kthvalue(masked, self.min_kept)[0])
             keep = valid * (prob <= threshold).astype("float32")
         weight = _class_weight(self.weight, logits.shape[1])
         if weight is not None:

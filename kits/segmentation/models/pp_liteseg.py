@@ -26,6 +26,14 @@ def _resize(x, size):
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
+def _channel_max(x, training: bool):
+    """``x.max(axis=1, keepdim=True)``; in training through argmax + gather, whose gradient
+    paddle computes about 50x faster on CPU than the generic reduce-max gradient."""
+    if not training:
+        return x.max(axis=1, keepdim=True)
+    return paddle.take_along_axis(x, x.argmax(axis=1, keepdim=True), axis=1)
+
+
 @HEADS.register
 class SPPM(nn.Layer):
     """Average-pool to each ``bins`` grid, project, upsample, sum, then a 3x3 conv."""
@@ -59,8 +67,8 @@ class UAFM(nn.Layer):
     def forward(self, x, y):
         x = self.proj(x)
         y = _resize(y, x.shape[2:])
-        stats = paddle.concat([x.mean(axis=1, keepdim=True), x.max(axis=1, keepdim=True),
-                               y.mean(axis=1, keepdim=True), y.max(axis=1, keepdim=True)], axis=1)
+        stats = paddle.concat([x.mean(axis=1, keepdim=True), _channel_max(x, self.training),
+                               y.mean(axis=1, keepdim=True), _channel_max(y, self.training)], axis=1)
         weight = F.sigmoid(self.attention(stats))
         return self.out(x * weight + y * (1 - weight))
 
