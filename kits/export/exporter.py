@@ -204,21 +204,12 @@ def onednn_works(job: Job, fmt: str, example: list[np.ndarray], reference: list[
     """
     from paddle import inference
 
+    from kits.deploy.backends.paddle_backend import cpu_config, run_predictor
+
     files = {p.suffix: p for p in job.files[fmt]}
     model = files.get(".json") or files.get(".pdmodel")
     try:
-        config = inference.Config(str(model), str(files[".pdiparams"]))
-        config.disable_gpu()
-        config.enable_mkldnn()
-        config.set_cpu_math_library_num_threads(1)
-        config.disable_glog_info()
-        predictor = inference.create_predictor(config)
-        for name, array in zip(predictor.get_input_names(), example):
-            handle = predictor.get_input_handle(name)
-            handle.reshape(array.shape)
-            handle.copy_from_cpu(np.ascontiguousarray(array))
-        predictor.run()
-        got = [predictor.get_output_handle(n).copy_to_cpu() for n in predictor.get_output_names()]
+        got = run_predictor(inference.create_predictor(cpu_config(model, files[".pdiparams"], onednn=True)), example)
     except Exception as exc:  # noqa: BLE001 - any failure means "run it without oneDNN"
         job.notes.append(f"{fmt}: oneDNN off by default ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})")
         return False

@@ -11,6 +11,31 @@ from ..errors import DeployError
 from .base import Backend, require
 
 
+def cpu_config(model, params, threads: int = 1, onednn: bool = False):
+    """A Paddle Inference CPU config for ``model`` (.json or .pdmodel) and ``params`` (.pdiparams)."""
+    from paddle import inference
+
+    config = inference.Config(str(model), str(params))
+    config.disable_gpu()
+    config.set_cpu_math_library_num_threads(threads)
+    if onednn:
+        config.enable_mkldnn()
+    else:
+        config.disable_mkldnn()
+    config.disable_glog_info()
+    return config
+
+
+def run_predictor(predictor, tensors: list[np.ndarray]) -> list[np.ndarray]:
+    """Feed ``tensors`` to the predictor's inputs in order; its outputs in order."""
+    for name, array in zip(predictor.get_input_names(), tensors):
+        handle = predictor.get_input_handle(name)
+        handle.reshape(array.shape)
+        handle.copy_from_cpu(np.ascontiguousarray(array))
+    predictor.run()
+    return [predictor.get_output_handle(name).copy_to_cpu() for name in predictor.get_output_names()]
+
+
 class PaddleBackend(Backend):
     name = "paddle"
     devices = ("cpu", "gpu", "tensorrt")
@@ -27,22 +52,17 @@ class PaddleBackend(Backend):
         import paddle
         from paddle import inference
 
-        model = self.file(".json", ".pdmodel")
-        config = inference.Config(str(model), str(self.file(".pdiparams")))
+        model, params = self.file(".json", ".pdmodel"), self.file(".pdiparams")
         if device == "cpu":
-            config.disable_gpu()
-            config.set_cpu_math_library_num_threads(threads or 1)
-            if onednn:
-                config.enable_mkldnn()
-            else:
-                config.disable_mkldnn()
+            config = cpu_config(model, params, threads or 1, onednn)
         else:
             if not paddle.is_compiled_with_cuda() or paddle.device.cuda.device_count() == 0:
                 raise DeployError(f"device '{device}' needs paddlepaddle-gpu and a visible CUDA GPU")
+            config = inference.Config(str(model), str(params))
             config.enable_use_gpu(256, 0)
+            config.disable_glog_info()
             if device == "tensorrt":
                 self._enable_tensorrt(config, inference)
-        config.disable_glog_info()
         self.predictor = inference.create_predictor(config)
         self.inputs = self.predictor.get_input_names()
         self.outputs = self.predictor.get_output_names()
@@ -65,9 +85,4 @@ class PaddleBackend(Backend):
                                           {k: v["opt"] for k, v in shapes.items()})
 
     def run(self, tensors: list[np.ndarray]) -> list[np.ndarray]:
-        for name, array in zip(self.inputs, tensors):
-            handle = self.predictor.get_input_handle(name)
-            handle.reshape(array.shape)
-            handle.copy_from_cpu(np.ascontiguousarray(array))
-        self.predictor.run()
-        return [self.predictor.get_output_handle(name).copy_to_cpu() for name in self.outputs]
+        return run_predictor(self.predictor, tensors)
