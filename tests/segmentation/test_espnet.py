@@ -122,3 +122,16 @@ def test_export_roundtrip_with_free_size(tmp_path):
     for size in ((64, 96), (40, 48)):
         image = paddle.randn([1, 3, *size])
         np.testing.assert_allclose(loaded(image).numpy(), model.export_forward(image).numpy(), atol=1e-5)
+
+
+def test_decoder_width_keeps_the_cityscapes_decoder_for_another_class_count():
+    from kits.core.pretrained import load_into
+
+    model = MODELS.build({"type": "ESPNet", "num_classes": 11, "skip_image": False, "decoder_width": 20})
+    report = load_into(model, "espnet_cityscapes")
+    assert [name for name, _, _ in report.mismatched] == ["up1.weight"]
+    assert not report.missing and not report.unexpected
+    out = model.export_forward(paddle.randn([1, 3, 64, 96]))
+    assert tuple(out.shape) == (1, 11, 64, 96)
+    with pytest.raises(ConfigError, match="decoder_width"):
+        MODELS.build({"type": "ESPNet", "num_classes": 11, "decoder_width": 0})

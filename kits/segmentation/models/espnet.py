@@ -19,6 +19,8 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from kits.core.errors import ConfigError
+
 from ..registry import MODELS
 from .base import SegModel
 
@@ -132,12 +134,18 @@ class ESPNet(SegModel):
     ``loss`` is a LOSSES config (default cross-entropy ignoring 255). With fewer than 5 outputs
     the decoder runs 5 channels wide and only its last layer narrows. ``void_output``: the last
     of ``num_classes + 1`` outputs is a void class (as in the bundled CamVid and Cityscapes weights).
+    ``decoder_width`` (default: the output count, at least 5) sets the decoder's channels apart
+    from the output count: fine-tuning the 20-wide Cityscapes weights with ``decoder_width: 20``
+    keeps the whole pretrained decoder and starts only the last layer fresh.
     """
 
     def __init__(self, num_classes: int = 19, p: int = 2, q: int = 8, skip_image: bool = True,
-                 void_output: bool = False, loss: dict | None = None, test_config: dict | None = None):
+                 void_output: bool = False, decoder_width: int | None = None, loss: dict | None = None,
+                 test_config: dict | None = None):
         super().__init__(num_classes, void_output=void_output, loss=loss, test_config=test_config)
-        c = max(self.out_channels, 5)
+        if decoder_width is not None and decoder_width < 1:
+            raise ConfigError(f"decoder_width must be >= 1, got {decoder_width}")
+        c = decoder_width or max(self.out_channels, 5)
         self.skip_image = skip_image
         self.encoder = ESPNetEncoder(c, p, q)
         self.proj2 = nn.Conv2D(128 + 3, c, 1, bias_attr=False)
