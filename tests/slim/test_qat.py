@@ -191,6 +191,7 @@ def test_segmentation_qat_trains_with_the_trainer_and_exports(tmp_path):
     from kits.core.trainer import Trainer
     from kits.segmentation.task import SegmentationTask
 
+    paddle.seed(0)  # a rounding flip at a 7-bit level boundary in some random inits moves one layer by ~1e-3
     _write_images(tmp_path / "data")
     data = {"type": "FolderSegmentation", "root": str(tmp_path / "data"), "num_classes": 3,
             "transforms": [{"type": "Normalize"}]}
