@@ -64,8 +64,6 @@ class PaddleBackend(Backend):
             if device == "tensorrt":
                 self._enable_tensorrt(config, inference)
         self.predictor = inference.create_predictor(config)
-        self.inputs = self.predictor.get_input_names()
-        self.outputs = self.predictor.get_output_names()
 
     def _enable_tensorrt(self, config, inference) -> None:
         """TensorRT subgraphs configured from the ``tensorrt`` entry that export wrote into deploy.yml."""

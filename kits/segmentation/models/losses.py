@@ -89,12 +89,12 @@ class OhemCrossEntropyLoss:
         keep = valid
         if 0 < self.min_kept < n_valid:
             prob = paddle.exp(-nll.detach())
-            threshold = self.thresh
-            # kth <= thresh exactly when min_kept pixels are already below it: skip the selection
-            if int(((prob <= self.thresh).astype("float32") * valid).sum()) < self.min_kept:
+            keep = valid * (prob <= self.thresh).astype("float32")
+            # kth <= thresh exactly when min_kept pixels are already below it: then no selection is needed
+            if int(keep.sum()) < self.min_kept:
                 masked = paddle.where(valid > 0, prob, paddle.full_like(prob, 2.0)).flatten()
                 threshold = float(paddle.kthvalue(masked, self.min_kept)[0])
-            keep = valid * (prob <= threshold).astype("float32")
+                keep = valid * (prob <= threshold).astype("float32")
         weight = _class_weight(self.weight, logits.shape[1])
         if weight is not None:
             keep = keep * paddle.gather(weight, safe.flatten()).reshape(safe.shape)
