@@ -84,17 +84,17 @@ def _iou_one(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(union, 1e-9)
 
 
-def voc_evaluate(records, detections: Mapping[int, np.ndarray], num_classes: int, iou: float = 0.5,
-                 eleven_point: bool = False) -> float:
-    """VOC mAP at ``iou``; difficult ground truth is ignored (neither TP nor FP)."""
-    aps = []
+def voc_class_aps(records, detections: Mapping[int, np.ndarray], num_classes: int, iou: float = 0.5,
+                  eleven_point: bool = False) -> dict[int, float]:
+    """VOC AP at ``iou`` per class id with ground truth; difficult ground truth is ignored (neither
+    TP nor FP)."""
+    aps = {}
     for c in range(num_classes):
         gts = {i: (r.boxes[r.classes == c], r.difficult[r.classes == c]) for i, r in enumerate(records)}
         n_pos = sum(int((~hard).sum()) for _, hard in gts.values())
-        dets = [(i, d) for i, ds in detections.items() for d in ds if int(d[0]) == c]
         if n_pos == 0:
             continue
-        dets.sort(key=lambda x: -x[1][1])
+        dets = sorted(((i, d) for i, ds in detections.items() for d in ds if int(d[0]) == c), key=lambda x: -x[1][1])
         used = {i: np.zeros(len(g[0]), bool) for i, g in gts.items()}
         tp, fp = np.zeros(len(dets)), np.zeros(len(dets))
         for k, (i, d) in enumerate(dets):
@@ -110,8 +110,15 @@ def voc_evaluate(records, detections: Mapping[int, np.ndarray], num_classes: int
                 tp[k], fp[k] = (0, 1) if used[i][j] else (1, 0)
                 used[i][j] = True
         tp, fp = np.cumsum(tp), np.cumsum(fp)
-        aps.append(voc_ap(tp / n_pos, tp / np.maximum(tp + fp, 1e-9), eleven_point))
-    return float(np.mean(aps)) if aps else 0.0
+        aps[c] = voc_ap(tp / n_pos, tp / np.maximum(tp + fp, 1e-9), eleven_point)
+    return aps
+
+
+def voc_evaluate(records, detections: Mapping[int, np.ndarray], num_classes: int, iou: float = 0.5,
+                 eleven_point: bool = False) -> float:
+    """VOC mAP at ``iou``: the mean of :func:`voc_class_aps` over classes with ground truth."""
+    aps = voc_class_aps(records, detections, num_classes, iou, eleven_point)
+    return float(np.mean(list(aps.values()))) if aps else 0.0
 
 
 class DetectionMetric(Metric):

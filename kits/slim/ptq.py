@@ -39,6 +39,12 @@ class PTQ(Strategy):
     kept in float; keep_outputs_float also keeps the output layers in float (the last Conv/MatMul
     before each output and the reshapes after it: scores and box-distribution bins need more than
     256 levels). dynamic: weights-only quantization without calibration.
+
+    reduce_range (default true) stores 7-bit weights. x86 CPUs without VNNI (AVX2, AVX-512 before
+    Cascade Lake) multiply uint8 activations by int8 weights with an instruction that adds pairs
+    of products in int16 and saturates; with full 8-bit per-channel weights the saturation wrecks
+    the model in ONNX Runtime and OpenVINO alike (ESPNet on CamVid: 42% of pixels kept against 97%
+    with 7-bit weights). Only on VNNI/AMX or ARM targets is ``false`` worth its extra bit.
     """
 
     stage = "artifact"
@@ -46,7 +52,7 @@ class PTQ(Strategy):
     algo: str = "minmax"
     calib_samples: int = 32
     per_channel: bool = True
-    reduce_range: bool = False
+    reduce_range: bool = True
     activation_type: str = "uint8"
     weight_type: str = "int8"
     percentile: float = 99.999

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from kits.detection.data.records import Record
-from kits.detection.metrics import coco_evaluate, coco_ground_truth, voc_ap, voc_evaluate
+from kits.detection.metrics import coco_evaluate, coco_ground_truth, voc_ap, voc_class_aps, voc_evaluate
 
 
 def records():
@@ -27,6 +27,7 @@ def test_missing_half_of_class_b():
     dets = perfect(recs)
     dets[0] = dets[0][:1]  # image 0 loses its class-1 box: recall 2/3 for class 1
     assert voc_evaluate(recs, dets, 2) == pytest.approx((1.0 + 2 / 3) / 2)
+    assert voc_class_aps(recs, dets, 3) == pytest.approx({0: 1.0, 1: 2 / 3})  # class 2 has no ground truth
     metrics = coco_evaluate(coco_ground_truth(recs, ["a", "b"]), dets)
     assert metrics["AP50/a"] == pytest.approx(1.0)
     assert 0.6 < metrics["AP50/b"] < 0.7
