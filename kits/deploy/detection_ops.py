@@ -91,7 +91,8 @@ def multiclass_nms(boxes: np.ndarray, scores: np.ndarray, score_threshold: float
 
 
 def postprocess(cls_scores: Sequence, reg_dists: Sequence, input_size: int | tuple[int, int],
-                orig_sizes: Sequence[tuple[int, int]] | None = None, *, strides: Sequence[int] = (8, 16, 32, 64),
+                orig_sizes: Sequence[tuple[int, int]] | None = None, *,
+                scale_factors: Sequence[Sequence[float]] | None = None, strides: Sequence[int] = (8, 16, 32, 64),
                 reg_max: int = 7, cell_offset: float = 0.5, score_threshold: float = 0.025,
                 iou_threshold: float = 0.6, nms_top_k: int = 1000, keep_top_k: int = 100) -> list[np.ndarray]:
     """Decode raw PicoDet outputs into detections per image.
@@ -100,6 +101,9 @@ def postprocess(cls_scores: Sequence, reg_dists: Sequence, input_size: int | tup
         cls_scores, reg_dists: per-level raw outputs (paddle tensors or arrays), batch first.
         input_size: network input (H, W) or side; images were resized to it without keeping ratio.
         orig_sizes: (H, W) of each original image; boxes are scaled to it (default: input size).
+        scale_factors: (scale_y, scale_x) from the original image to the network input, per image;
+            when given they map boxes back instead of ``orig_sizes / input_size`` (needed after a
+            ratio-keeping resize and padding), and boxes are clipped to ``orig_sizes``.
     Returns:
         one float32 array [K, 6] per image: class, score, x1, y1, x2, y2 in original pixels.
     """
@@ -108,8 +112,14 @@ def postprocess(cls_scores: Sequence, reg_dists: Sequence, input_size: int | tup
     results = []
     for i in range(boxes.shape[0]):
         orig_h, orig_w = orig_sizes[i] if orig_sizes is not None else (in_h, in_w)
-        scale = np.array([orig_w / in_w, orig_h / in_h] * 2, dtype=np.float32)
-        dets = multiclass_nms(boxes[i] * scale, scores[i], score_threshold, iou_threshold, nms_top_k, keep_top_k)
+        if scale_factors is None:
+            scale = np.array([orig_w / in_w, orig_h / in_h] * 2, dtype=np.float32)
+            box = boxes[i] * scale
+        else:
+            sy, sx = (float(v) for v in scale_factors[i])
+            box = boxes[i] * np.array([1 / sx, 1 / sy] * 2, dtype=np.float32)
+            np.clip(box, 0, np.array([orig_w, orig_h] * 2, dtype=np.float32), out=box)
+        dets = multiclass_nms(box, scores[i], score_threshold, iou_threshold, nms_top_k, keep_top_k)
         results.append(dets)
     return results
 
@@ -136,6 +146,8 @@ class PicoDetPostprocess:
         dists = [o[None] for o in outputs[levels:]]
         size = tuple(ctx.sample["input_shape"])
         orig = tuple(ctx.sample.get("orig_shape", size))
-        boxes = postprocess(scores, dists, size, [orig], strides=self.strides, reg_max=self.reg_max,
+        scale = ctx.sample.get("scale_factor")  # maps back after ratio-keeping resizes and padding too
+        boxes = postprocess(scores, dists, size, [orig], scale_factors=None if scale is None else [scale],
+                            strides=self.strides, reg_max=self.reg_max,
                             cell_offset=self.cell_offset, **self.nms)[0]
         ctx.result["boxes"] = boxes

@@ -138,7 +138,9 @@ class DetectionMetric(Metric):
     def update(self, outputs: dict, batch: dict) -> None:
         size = tuple(batch["image"].shape[2:])
         orig = batch["orig_size"].numpy()
-        dets = postprocess(outputs["cls_scores"], outputs["reg_dists"], size, [tuple(o) for o in orig], **self.post)
+        scales = batch["scale_factor"].numpy() if "scale_factor" in batch else None
+        dets = postprocess(outputs["cls_scores"], outputs["reg_dists"], size, [tuple(o) for o in orig],
+                           scale_factors=scales, **self.post)
         for im_id, d in zip(batch["im_id"].numpy().tolist(), dets):
             self.detections[int(im_id)] = d
 

@@ -9,7 +9,7 @@ import pytest
 
 from kits.core.errors import DataError
 from kits.detection import COCODetection, VOCDetection
-from kits.detection.data.transforms import RandomCrop, RandomExpand, RandomFlip, Resize
+from kits.detection.data.transforms import Pad, RandomCrop, RandomExpand, RandomFlip, Resize
 
 MINI = Path(__file__).resolve().parents[2] / "data" / "roadsign_mini"
 
@@ -125,3 +125,17 @@ def test_collate_pads_boxes_and_masks():
     counts = [len(ds.records[i].boxes) for i in range(4)]
     assert batch["gt_bbox"].shape == (4, max(counts), 4)
     assert batch["pad_gt_mask"].sum(axis=1).tolist() == counts
+
+
+def test_ratio_kept_resize_and_pad_batch_images_of_any_shape():
+    sample = Pad(size=100, fill=(7, 7, 7))(Resize(target_size=100, keep_ratio=True)(make_sample()))
+    assert sample["image"].shape == (100, 100, 3)
+    np.testing.assert_allclose(sample["scale_factor"], [0.5, 0.5])
+    assert (sample["image"][50:] == 7).all() and (sample["image"][:50] != 7).all()
+    assert box_content(sample) == 255  # boxes did not move
+    assert Pad(size_divisor=32)(make_sample())["image"].shape[:2] == (128, 224)
+    with pytest.raises(ValueError, match="larger than the pad size"):
+        Pad(size=64)(make_sample())
+    ds = VOCDetection(str(MINI), "valid.txt", transforms=[{"type": "Resize", "target_size": 96, "keep_ratio": True},
+                                                           {"type": "Pad", "size": 96}, {"type": "Normalize"}])
+    assert ds.collate([ds[i] for i in range(3)])["image"].shape == (3, 3, 96, 96)

@@ -121,6 +121,11 @@ def test_postprocess_decodes_hand_made_distribution():
     dets = postprocess([scores], [reg.reshape(1, 4, 32)], 16, [(32, 48)], strides=(8,))
     # input box (4, 4, 16, 12) scaled by (48 / 16, 32 / 16) = (3, 2)
     np.testing.assert_allclose(dets[0], [[2, 0.9, 12, 8, 48, 24]], atol=1e-4)
+    # ratio-kept resize of a 32x64 (HxW) image by 0.25 into the 16x16 input, padded below:
+    # boxes map back through the scale factor, then are clipped to the original image
+    dets = postprocess([scores], [reg.reshape(1, 4, 32)], 16, [(32, 64)], scale_factors=[(0.25, 0.25)],
+                       strides=(8,))
+    np.testing.assert_allclose(dets[0], [[2, 0.9, 16, 16, 64, 32]], atol=1e-4)
 
 
 def test_multiclass_nms_is_per_class():

@@ -81,7 +81,7 @@ class DetectionDataset:
             boxes[i, :m], classes[i, :m], mask[i, :m] = s["gt_bbox"], s["gt_class"], 1.0
         rest = default_collate([{k: s[k] for k in ("image", "im_id", "orig_size", "scale_factor")} for s in samples])
         if isinstance(rest["image"], list):
-            raise DataError("images in a batch have different sizes; add a Resize (or BatchRandomResize) transform")
+            raise DataError("images in a batch have different sizes; add a Resize (or BatchRandomResize) transform, or Resize with keep_ratio followed by Pad")
         return {**rest, "gt_bbox": boxes, "gt_class": classes, "pad_gt_mask": mask}
 
 

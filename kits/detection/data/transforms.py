@@ -168,6 +168,36 @@ def resize_sample(sample: dict, size: tuple[int, int], keep_ratio: bool, interp:
 
 
 @TRANSFORMS.register
+class Pad:
+    """Pad the image at the bottom and right to ``size`` (side or [H, W]) or up to a multiple of
+    ``size_divisor``. Boxes keep their coordinates, so predictions map back through ``scale_factor``
+    alone; use after ``Resize(keep_ratio=True)`` to batch images of different aspect ratios."""
+
+    def __init__(self, size: int | Sequence[int] | None = None, size_divisor: int = 0,
+                 fill: Sequence[float] = (114.0, 114.0, 114.0)):
+        if size is None and size_divisor <= 0:
+            raise ValueError("Pad needs a size or a size_divisor > 0")
+        self.size = (size, size) if isinstance(size, int) else (tuple(size) if size is not None else None)
+        self.size_divisor, self.fill = int(size_divisor), np.asarray(fill, np.float32)
+
+    def __call__(self, sample: dict) -> dict:
+        image = sample["image"]
+        h, w = image.shape[:2]
+        th, tw = self.size if self.size is not None else (h, w)
+        if self.size_divisor > 0:
+            d = self.size_divisor
+            th, tw = -(-max(th, h) // d) * d, -(-max(tw, w) // d) * d
+        if h > th or w > tw:
+            raise ValueError(f"Pad: image {h}x{w} is larger than the pad size {th}x{tw}; resize it first")
+        if (th, tw) != (h, w):
+            out = np.empty((th, tw, image.shape[2]), image.dtype)
+            out[...] = self.fill.astype(image.dtype)
+            out[:h, :w] = image
+            sample["image"] = out
+        return sample
+
+
+@TRANSFORMS.register
 class Normalize:
     """``(image - mean) / std`` per channel; HWC -> CHW float32. Images are decoded BGR; ``to_rgb``
     swaps them to RGB first (for backbones trained on RGB, e.g. the ImageNet EfficientNet-Lite0)."""
