@@ -143,10 +143,10 @@ class LegacyExporter(Exporter):
     """Legacy program (``model_legacy.pdmodel``) for tools that cannot read PIR (OpenVINO, PaddleSlim PTQ)."""
 
     def run(self, job: Job) -> Artifact:
-        import paddle
+        from ..core.compat import legacy_program_ir
 
         try:
-            with paddle.pir_utils.OldIrGuard():  # scoped: a global FLAGS_enable_pir_api=0 breaks other saves
+            with legacy_program_ir():
                 _trace_and_save(job, "model_legacy")
         except Exception as exc:
             first = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else type(exc).__name__

@@ -43,7 +43,7 @@ import paddle.nn as nn
 from kits.core.errors import ConfigError, did_you_mean
 
 from .base import STRATEGIES, SlimContext, Strategy
-from .compat import import_paddleslim_dygraph, paddleslim_tracing
+from ..core.compat import import_paddleslim_dygraph, paddleslim_tracing
 
 CRITERIA = {"l1_norm": "L1NormFilterPruner", "fpgm": "FPGMFilterPruner"}
 TRACE_METHODS = ("prune_forward", "train_logits", "export_forward")

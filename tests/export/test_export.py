@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import paddle
+import paddle.nn.functional as F
 import pytest
 import yaml
 
@@ -110,14 +111,46 @@ def test_ncnn_refuses_integer_inputs(tmp_path):
         export(TinyTextClassifier(), SPECS["text"], tmp_path, formats=["ncnn"])
 
 
-class SumPool(TinyTextClassifier):
+class TinyAttention(TinyTextClassifier):
+    """The transformer ops that paddle 3.3 binds to PIR-only C functions: matmul, gelu, tanh, sum."""
+
     def export_forward(self, input_ids, attention_mask):
-        return self.fc(paddle.sum(self.embed(input_ids), axis=1))
+        x = self.embed(input_ids)
+        bias = (1.0 - attention_mask.astype("float32").unsqueeze(1)) * -1e4
+        ctx = paddle.matmul(F.softmax(paddle.matmul(x, x, transpose_y=True) + bias, -1), x)
+        pooled = paddle.sum(F.gelu(ctx), axis=1) + paddle.tanh(x).sum(axis=1)
+        return self.fc(pooled)
+
+
+class SinPool(TinyTextClassifier):
+    def export_forward(self, input_ids, attention_mask):
+        return self.fc(paddle.sin(self.embed(input_ids) * attention_mask.astype("float32").unsqueeze(-1)).sum(1))
+
+
+def test_transformer_ops_export_to_the_legacy_program(tmp_path):
+    from paddle import inference
+
+    paddle.seed(0)
+    model = TinyAttention()
+    model.eval()
+    export(model, {}, tmp_path, formats=["paddle-legacy"])
+    ids = np.array([[3, 9, 27, 4, 0], [5, 6, 7, 8, 1]], np.int64)
+    mask = np.array([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]], np.int64)
+    expected = model.export_forward(paddle.to_tensor(ids), paddle.to_tensor(mask)).numpy()
+    config = inference.Config(str(tmp_path / "model_legacy.pdmodel"), str(tmp_path / "model_legacy.pdiparams"))
+    config.disable_gpu()
+    predictor = inference.create_predictor(config)
+    for name, value in zip(predictor.get_input_names(), (ids, mask)):
+        predictor.get_input_handle(name).copy_from_cpu(value)
+    predictor.run()
+    got = predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert paddle.matmul is paddle.tensor.matmul  # the scoped fallbacks are undone
 
 
 def test_legacy_ir_limits_are_reported(tmp_path):
     with pytest.raises(ExportError, match="paddle-legacy: Paddle's legacy program IR cannot trace this model"):
-        export(SumPool(), {}, tmp_path, formats=["paddle-legacy"])
+        export(SinPool(), {}, tmp_path, formats=["paddle-legacy"])
 
 
 def test_mnn_int8_weights_and_openvino_fp16_options(tmp_path):

@@ -1,10 +1,12 @@
-"""The one documented compatibility shim module of ``kits.slim`` (DESIGN rule 8).
+"""The one documented compatibility shim module of the suite (DESIGN rule 8).
 
 Every patch of a third-party package lives here, says what it works around and for which
 versions, and is idempotent. Nothing is patched at import time: callers ask for a shim when
 they need it, and scoped patches (context managers) undo themselves on exit.
 
-Section "PaddleSlim": PaddleSlim 2.6.0 (the last release) on paddle 3.3.x with numpy 2.x.
+Sections: "PaddleSlim" (PaddleSlim 2.6.0, the last release, on paddle 3.3.x with numpy 2.x, used
+by kits.slim) and "legacy program IR" (tracing into ``.pdmodel`` programs on paddle 3.3.x, used by
+kits.slim and by the ``paddle-legacy`` export format).
 """
 
 from __future__ import annotations
@@ -57,12 +59,7 @@ def paddleslim_tracing() -> Iterator[None]:
     PaddleSlim 2.6.0 builds its pruning graph from the legacy program IR; on paddle 3.3.x:
 
     * under PIR its graph wrapper fails (``'pir.Operation' object has no attribute
-      'input_arg_names'``) -> run inside ``paddle.pir_utils.OldIrGuard()`` (scoped: a global
-      ``FLAGS_enable_pir_api=0`` breaks ``jit.save`` of transformer models elsewhere);
-    * paddle 3.3 binds ``sigmoid``, ``tanh``, ``matmul``, ``gelu``, ``sum``... straight to C
-      functions that accept eager tensors and PIR values only (``argument must be Value, but got
-      Variable``) -> while tracing, those names fall back to appending the same legacy op when
-      given a legacy ``Variable`` (see ``_LEGACY_OPS``); other inputs go to the original;
+      'input_arg_names'``) -> trace inside ``legacy_program_ir()`` (below);
     * the graph wrapper finds an op's neighbours by scanning every op (quadratic: ~30 s for a
       64x64 PicoDet) -> while tracing, ``VarWrapper.inputs/outputs`` answer from an index built
       once per graph (same ops, same order; the traced program is not changed during the scan);
@@ -77,13 +74,28 @@ def paddleslim_tracing() -> Iterator[None]:
 
     with contextlib.ExitStack() as stack:
         stack.enter_context(paddle.utils.unique_name.guard())
-        stack.enter_context(_legacy_op_fallbacks())
         stack.enter_context(_indexed_graph_lookups())
-        stack.enter_context(paddle.pir_utils.OldIrGuard())
+        stack.enter_context(legacy_program_ir())
         yield
 
 
-# ---- legacy op fallbacks ------------------------------------------------------------------------
+# ================================================================================ legacy program IR
+
+@contextlib.contextmanager
+def legacy_program_ir() -> Iterator[None]:
+    """Scope in which ``paddle.jit.to_static`` / ``jit.save`` trace into the legacy program IR.
+
+    * ``paddle.pir_utils.OldIrGuard()``, scoped: a global ``FLAGS_enable_pir_api=0`` breaks
+      ``jit.save`` of PIR models elsewhere in the process;
+    * paddle 3.3 binds ``matmul``, ``sum``, ``gelu``, ``tanh``... straight to C functions that accept
+      eager tensors and PIR values only (``argument must be Value, but got Variable``), which stops
+      transformer models from tracing -> the names in ``_LEGACY_OPS`` append the same legacy op
+      when given a legacy ``Variable``; other inputs go to the original function.
+    """
+    import paddle
+
+    with _legacy_op_fallbacks(), paddle.pir_utils.OldIrGuard():
+        yield
 
 def _unary(op_type, attrs=None):
     def build(x, *args, **kwargs):
@@ -140,6 +152,7 @@ def _append_legacy_op(op_type: str, inputs: dict, attrs: dict):
 
 
 def _with_fallback(original, build):
+    import paddle
     from paddle.base.framework import Variable
 
     def patched(*args, **kwargs):
@@ -147,8 +160,8 @@ def _with_fallback(original, build):
             return build(*args, **kwargs)
         return original(*args, **kwargs)
 
-    patched.__wrapped__ = original
-    return patched
+    # dy2static must call the wrapper as it is, not rewrite it (nor unwrap it to the C function)
+    return paddle.jit.not_to_static(patched)
 
 
 @contextlib.contextmanager
