@@ -40,6 +40,10 @@ class PTQ(Strategy):
     before each output and the reshapes after it: scores and box-distribution bins need more than
     256 levels). dynamic: weights-only quantization without calibration.
 
+    fallback_sqnr_db (QDQ only; null: off) keeps in float the activations that hurt most, measured
+    one by one on ``fallback_samples`` calibration samples, until the outputs reach this
+    signal-to-noise ratio against FP32 or ``fallback_max_tensors`` are float (kits/slim/fallback.py).
+
     reduce_range (default true) stores 7-bit weights. x86 CPUs without VNNI (AVX2, AVX-512 before
     Cascade Lake) multiply uint8 activations by int8 weights with an instruction that adds pairs
     of products in int16 and saturates; with full 8-bit per-channel weights the saturation wrecks
@@ -61,6 +65,9 @@ class PTQ(Strategy):
     exclude: list = field(default_factory=list)
     keep_outputs_float: bool = True
     dynamic: bool = False
+    fallback_sqnr_db: float | None = None
+    fallback_max_tensors: int = 16
+    fallback_samples: int = 8
 
     def __post_init__(self):
         if self.algo.lower() not in ALGOS:
@@ -75,6 +82,8 @@ class PTQ(Strategy):
                               f"{did_you_mean(str(self.quant_format), FORMATS)}")
         if not isinstance(self.calib_samples, int) or self.calib_samples < 1:
             raise ConfigError(f"PTQ.calib_samples must be a positive integer, got {self.calib_samples!r}")
+        if self.fallback_sqnr_db is not None and (self.dynamic or self.quant_format != "qdq"):
+            raise ConfigError("PTQ.fallback_sqnr_db needs static QDQ quantization (quant_format: qdq, dynamic: false)")
 
     def apply(self, ctx: SlimContext) -> None:  # nothing to do on the paddle model
         ctx.precision = "int8"
@@ -108,10 +117,24 @@ class PTQ(Strategy):
                               extra_options={"CalibMovingAverage": self.algo.lower() == "avg",
                                              "CalibPercentile": self.percentile}, **common)
             ctx.info["ptq"] = {"calibration_samples": reader.seen, "algo": self.algo}
+            if self.fallback_sqnr_db is not None:
+                self._fall_back(ctx, model, out)
         prepared.unlink(missing_ok=True)
         ctx.info["ptq"]["float_nodes"] = excluded
         log.info("PTQ wrote %s (%d nodes kept in float)", out, len(excluded))
         return out
+
+    def _fall_back(self, ctx: SlimContext, float_model, out: Path) -> None:
+        import onnx
+
+        from .fallback import search
+
+        reader = _Reader(ctx, [i.name for i in float_model.graph.input], self.fallback_samples)
+        feeds = list(iter(reader.get_next, None))
+        model, result = search(float_model, onnx.load(str(out)), feeds, float(self.fallback_sqnr_db),
+                               self.fallback_max_tensors)
+        onnx.save(model, str(out))
+        ctx.info["ptq"]["fallback"] = result.as_dict()
 
     def _excluded(self, model) -> list[str]:
         named = [n.name for n in model.graph.node if any(fnmatch.fnmatch(n.name, p) for p in self.exclude)]
