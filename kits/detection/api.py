@@ -117,7 +117,7 @@ def predict(model, images: Sequence[str | os.PathLike | np.ndarray], score_thres
         with paddle.no_grad():
             out = model({"image": paddle.to_tensor(np.asarray(sample["image"])[None])})
         dets = postprocess(out["cls_scores"], out["reg_dists"], tuple(sample["input_shape"]),
-                           [tuple(sample["orig_shape"])])[0]
+                           [tuple(sample["orig_shape"])], scale_factors=[sample["scale_factor"]])[0]
         results.append(dets[dets[:, 1] >= score_threshold])
     return results
 

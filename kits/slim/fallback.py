@@ -83,7 +83,7 @@ def without_pairs(model, tensors) -> object:
 
     out = copy.deepcopy(model)
     pairs = activation_pairs(out)
-    drop, rename, added = set(), {}, []
+    drop, rename, clips = set(), {}, {}
     for tensor in tensors:
         for k, (q, dqs) in enumerate(pairs.get(tensor, [])):
             bounds = _quant_range(out.graph, q)
@@ -93,7 +93,8 @@ def without_pairs(model, tensors) -> object:
             names = [f"{clipped}.min", f"{clipped}.max"]
             out.graph.initializer.extend([numpy_helper.from_array(np.array(b, np.float32), n)
                                           for b, n in zip(bounds, names)])
-            added.append(helper.make_node("Clip", [tensor, *names], [clipped], name=f"{clipped}.Clip"))
+            clips.setdefault(tensor, []).append(helper.make_node("Clip", [tensor, *names], [clipped],
+                                                                 name=f"{clipped}.Clip"))
             drop.add(id(q))
             for dq in dqs:
                 drop.add(id(dq))
@@ -101,8 +102,8 @@ def without_pairs(model, tensors) -> object:
     nodes = []
     for node in out.graph.node:
         if id(node) in drop:
-            if node.op_type == "QuantizeLinear":  # the Clip takes the pair's place (topological order)
-                nodes.extend(c for c in added if c.input[0] == node.input[0] and c not in nodes)
+            if node.op_type == "QuantizeLinear":  # the Clips take the first pair's place (topological order)
+                nodes.extend(clips.pop(node.input[0], []))
             continue
         for i, name in enumerate(node.input):
             if name in rename:
@@ -157,14 +158,13 @@ def search(float_model, qdq_model, feeds: list[dict], target_db: float, max_tens
         alone = without_pairs(qdq_model, [t for t in pairs if t != tensor])
         result.single_sqnr_db[tensor] = sqnr_db(reference, run(alone))
     ranked = sorted(pairs, key=result.single_sqnr_db.get)
-    best, count = qdq_model, 1
+    limit, count = min(max_tensors, len(ranked)), 1
     while True:
-        count = min(count, max_tensors, len(ranked))
+        count = min(count, limit)
         candidate = without_pairs(qdq_model, ranked[:count])
         result.float_tensors, result.sqnr_db = ranked[:count], sqnr_db(reference, run(candidate))
-        best = candidate
         log.info("float fallback: %d activation tensors in float -> %.1f dB (target %.1f dB)",
                  count, result.sqnr_db, target_db)
-        if result.sqnr_db >= target_db or count >= min(max_tensors, len(ranked)):
-            return best, result
+        if result.sqnr_db >= target_db or count >= limit:
+            return candidate, result
         count *= 2
