@@ -29,4 +29,18 @@ def _mkl_on_amd() -> None:
         pass  # not Linux: nothing to do
 
 
+def _contiguous_views() -> None:
+    """Have paddle's reshape / transpose / slice write contiguous outputs in eager mode.
+
+    With paddle 3's default stride kernels they return strided views, and the next kernel or the
+    backward pass copies them through a slow generic path: on the MiniLM fine-tuning step
+    (``benchmarks/nlp.py``) the reshape gradients alone took 7% of the step, and turning the
+    views off made the whole step about 18% faster (same batches, alternating rounds), with
+    detection and segmentation steps no slower. Paddle reads ``FLAGS_*`` variables when it is
+    imported; a value the user set is kept.
+    """
+    _os.environ.setdefault("FLAGS_use_stride_kernel", "0")
+
+
 _mkl_on_amd()
+_contiguous_views()

@@ -1,4 +1,4 @@
-"""Importing ``kits`` points paddle's bundled MKL at its AVX2 kernels on AMD CPUs."""
+"""Importing ``kits`` points paddle's bundled MKL at its AVX2 kernels on AMD CPUs and turns off eager strided views."""
 
 import os
 import subprocess
@@ -27,3 +27,16 @@ def test_mkl_code_path_follows_the_cpu_vendor():
 
 def test_a_user_setting_is_kept():
     assert mkl_setting(MKL_DEBUG_CPU_TYPE="2") == "2"
+
+
+def stride_flag(**env) -> str:
+    clean = {k: v for k, v in os.environ.items() if k != "FLAGS_use_stride_kernel"}
+    code = "import kits, paddle; print(paddle.get_flags(['FLAGS_use_stride_kernel'])['FLAGS_use_stride_kernel'])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
+                         env={**clean, "PYTHONPATH": str(ROOT), "GLOG_minloglevel": "2", **env})
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_eager_views_are_contiguous_unless_the_user_says_otherwise():
+    assert stride_flag() == "False"
+    assert stride_flag(FLAGS_use_stride_kernel="1") == "True"
