@@ -44,8 +44,11 @@ def ov_runner(path: Path, threads: int):
     import openvino as ov
 
     core = ov.Core()
-    compiled = core.compile_model(core.read_model(str(path)), "CPU",
-                                  {"INFERENCE_NUM_THREADS": threads})
+    model = core.read_model(str(path))
+    # compiled for the input's shape, as kits.deploy's OpenVINO backend does for fixed-size models
+    # (ours has a dynamic batch dim; the reference is exported at 1x3x416x416)
+    model.reshape({model.inputs[0].get_any_name(): [1, 3, 416, 416]})
+    compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads})
     request = compiled.create_infer_request()
     return lambda x: [request.infer({0: x})[o] for o in compiled.outputs]
 

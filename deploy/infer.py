@@ -106,15 +106,17 @@ def save_outputs(out: Path, index: int, ident: str, item, frame, result: dict, l
 def check(args, items) -> int:
     rows = compare_backends(args.model_dir, [item for _, item, _ in items] or None,
                             threads=args.threads or 1)
-    print(f"{'backend':<12} {'format':<14} {'precision':<13} {'max_abs_diff':>12} {'tol':>8} {'labels':>7}  status")
+    print(f"{'backend':<12} {'format':<14} {'precision':<13} {'max_abs_diff':>12} {'scaled':>9} {'tol':>8} "
+          f"{'labels':>7}  status")
     failed = False
     for r in rows:
         skipped = bool(r["error"] and r["error"].startswith("not installed"))
         failed |= not r["ok"] and not skipped
         diff = "-" if r["max_abs_diff"] is None else f"{r['max_abs_diff']:.3g}"
+        scaled = "-" if r["max_scaled_diff"] is None else f"{r['max_scaled_diff']:.3g}"
         same = {True: "same", False: "DIFFER", None: "-"}[r["results_equal"]]
         status = "ok" if r["ok"] else ("skipped: " if skipped else "FAIL ") + (r["error"] or "")
-        print(f"{r['backend']:<12} {r['format']:<14} {r['precision']:<13} {diff:>12} {r['tolerance']:>8.0e} "
+        print(f"{r['backend']:<12} {r['format']:<14} {r['precision']:<13} {diff:>12} {scaled:>9} {r['tolerance']:>8.0e} "
               f"{same:>7}  {status}")
     return 1 if failed else 0
 

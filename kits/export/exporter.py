@@ -13,6 +13,7 @@ import yaml
 from kits.core.errors import ConfigError, did_you_mean
 from kits.core.fileio import atomic_path, sha256sum
 from kits.deploy.errors import SpecError
+from kits.deploy.predictor import output_diff
 from kits.deploy.spec import SPEC_FILE, SPEC_VERSION, check_ops, load_spec
 
 from .formats import FORMATS, Artifact, Job, plan
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 SPEC_KEYS = ("task", "preprocess", "postprocess", "labels", "outputs", "example_shapes", "input_ranges",
              "config_hash", "assets")
 DYNAMIC_DIM = 32       # example size of a dynamic non-batch dimension when the spec gives none
-PARITY_TOLERANCE = 1e-4
+PARITY_TOLERANCE = 1e-4  # on the scaled diff (kits.deploy.predictor.output_diff)
 
 
 class ExportResult(dict):
@@ -187,10 +188,10 @@ def onnx_parity(job: Job, example: list[np.ndarray], reference: list[np.ndarray]
     options.log_severity_level = 3
     session = ort.InferenceSession(str(job.files["onnx"][0]), options, providers=["CPUExecutionProvider"])
     got = session.run(None, {info["name"]: a for info, a in zip(job.inputs, example)})
-    diff = max(float(np.max(np.abs(g.astype(np.float64) - r.astype(np.float64)), initial=0))
-               for g, r in zip(got, reference))
-    if diff > PARITY_TOLERANCE:
-        job.notes.append(f"onnx parity: max abs diff {diff:.3g} against paddle exceeds {PARITY_TOLERANCE}")
+    diff, scaled = output_diff(got, reference)
+    if scaled > PARITY_TOLERANCE:
+        job.notes.append(f"onnx parity: max abs diff {diff:.3g} ({scaled:.3g} scaled by the outputs' magnitude) "
+                         f"against paddle exceeds {PARITY_TOLERANCE}")
         log.warning(job.notes[-1])
     return {"onnxruntime": diff}
 
@@ -213,9 +214,8 @@ def onednn_works(job: Job, fmt: str, example: list[np.ndarray], reference: list[
     except Exception as exc:  # noqa: BLE001 - any failure means "run it without oneDNN"
         job.notes.append(f"{fmt}: oneDNN off by default ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})")
         return False
-    diff = max(float(np.max(np.abs(g.astype(np.float64) - r.astype(np.float64)), initial=0))
-               for g, r in zip(got, reference))
-    if diff > PARITY_TOLERANCE:
+    diff, scaled = output_diff(got, reference)
+    if scaled > PARITY_TOLERANCE:
         job.notes.append(f"{fmt}: oneDNN off by default (max abs diff {diff:.3g} against paddle)")
         return False
     return True

@@ -70,6 +70,25 @@ def test_text_model_takes_any_sequence_length(exported):
         assert diff <= 1e-4
 
 
+@pytest.mark.skipif(not installed("openvino"), reason="OpenVINO is not installed")
+def test_openvino_compiles_fixed_size_models_per_batch_size(exported):
+    from kits.deploy.backends.openvino_backend import MAX_STATIC_SHAPES
+
+    rng = np.random.default_rng(1)
+    ov, ref = Predictor(exported["classifier"], "openvino"), Predictor(exported["classifier"], "paddle")
+    batches = list(range(1, MAX_STATIC_SHAPES + 3))
+    for n in batches + [2]:
+        x = rng.standard_normal((n, 3, 32, 32)).astype("float32")
+        assert np.abs(ov.run_raw([x])[0] - ref.run_raw([x])[0]).max() <= 1e-4
+    static = ov.engine._compiled
+    assert sorted(shape[0][0] for shape in static) == batches[:MAX_STATIC_SHAPES]
+    assert ov.engine._dynamic is not None  # the batch sizes past the cap share one dynamic compile
+    # dynamic spatial / sequence dims: one dynamic compile serves every shape
+    for name in ("segmenter", "text"):
+        engine = Predictor(exported[name], "openvino").engine
+        assert not engine.specialize and not engine._compiled and engine._dynamic is not None
+
+
 def test_paddle_onednn_option_keeps_fp32_parity(exported):
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype("float32")
     plain = Predictor(exported["classifier"], "paddle", threads=1).run_raw([x])[0]
@@ -231,3 +250,14 @@ def test_export_records_whether_onednn_runs_the_graph(exported):
     default = Predictor(exported["text"], "paddle").run_raw(x)[0]
     plain = Predictor(exported["text"], "paddle", options={"onednn": False}).run_raw(x)[0]
     assert np.abs(default - plain).max() <= 1e-4
+
+
+def test_parity_diff_is_scaled_by_the_output_magnitude():
+    from kits.deploy.predictor import output_diff
+
+    small, large = np.array([0.5, -0.2]), np.array([9.0, -4.0])
+    diff, scaled = output_diff([small + 5e-5, large + 3e-4], [small, large])
+    assert diff == pytest.approx(3e-4) and scaled == pytest.approx(max(5e-5, 3e-4 / 9.0))
+    # values within [-1, 1] keep the absolute bound
+    assert output_diff([small + 2e-4], [small])[1] == pytest.approx(2e-4)
+    assert output_diff([np.zeros((0, 4))], [np.zeros((0, 4))]) == (0.0, 0.0)
