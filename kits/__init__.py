@@ -4,6 +4,7 @@ This module stays light on purpose: importing ``kits`` must not import paddle.
 """
 
 import os as _os
+import sys as _sys
 
 __version__ = "0.1.0"
 
@@ -37,9 +38,14 @@ def _contiguous_views() -> None:
     (``benchmarks/nlp.py``) the reshape gradients alone took 7% of the step, and turning the
     views off made the whole step about 18% faster (same batches, alternating rounds), with
     detection and segmentation steps no slower. Paddle reads ``FLAGS_*`` variables when it is
-    imported; a value the user set is kept.
+    imported (or is told directly if it already is); a value the user set is kept.
     """
-    _os.environ.setdefault("FLAGS_use_stride_kernel", "0")
+    if "FLAGS_use_stride_kernel" in _os.environ:
+        return
+    _os.environ["FLAGS_use_stride_kernel"] = "0"
+    paddle = _sys.modules.get("paddle")
+    if paddle is not None and hasattr(paddle, "set_flags"):  # imported before kits: set it directly
+        paddle.set_flags({"FLAGS_use_stride_kernel": False})
 
 
 _mkl_on_amd()

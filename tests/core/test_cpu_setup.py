@@ -40,3 +40,12 @@ def stride_flag(**env) -> str:
 def test_eager_views_are_contiguous_unless_the_user_says_otherwise():
     assert stride_flag() == "False"
     assert stride_flag(FLAGS_use_stride_kernel="1") == "True"
+
+
+def test_views_are_turned_off_when_paddle_was_imported_first():
+    clean = {k: v for k, v in os.environ.items() if k != "FLAGS_use_stride_kernel"}
+    code = ("import paddle; before = paddle.get_flags(['FLAGS_use_stride_kernel'])['FLAGS_use_stride_kernel']; "
+            "import kits; print(before, paddle.get_flags(['FLAGS_use_stride_kernel'])['FLAGS_use_stride_kernel'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
+                         env={**clean, "PYTHONPATH": str(ROOT), "GLOG_minloglevel": "2"})
+    assert out.stdout.strip().splitlines()[-1] == "True False"
