@@ -38,3 +38,17 @@ def test_voc_ap_variants():
     precision = np.array([1.0, 0.5])
     assert voc_ap(recall, precision, eleven_point=False) == pytest.approx(0.75)
     assert voc_ap(recall, precision, eleven_point=True) == pytest.approx((6 * 1.0 + 5 * 0.5) / 11)
+
+
+def test_an_evaluated_subset_is_scored_against_its_own_ground_truth():
+    from kits.detection.metrics import DetectionMetric
+
+    class Data:  # what DetectionMetric reads of a dataset
+        records, class_names = records(), ["a", "b"]
+
+    metric = DetectionMetric(Data())
+    metric.detections = {i: d for i, d in perfect(Data.records).items() if i < 2}  # image 2 not evaluated
+    got = metric.compute()
+    assert got["mAP"] == pytest.approx(1.0) and got["VOC_mAP50"] == pytest.approx(1.0)
+    metric.detections[2] = np.zeros((0, 6), np.float32)  # evaluated, nothing found: its boxes are missed
+    assert metric.compute()["VOC_mAP50"] == pytest.approx(2 / 3)
