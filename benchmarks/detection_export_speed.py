@@ -46,7 +46,7 @@ def ov_runner(path: Path, threads: int):
 
     core = ov.Core()
     model = core.read_model(str(path))
-    # compiled for the input's shape, as kits.deploy's OpenVINO backend does for fixed-size models
+    # compiled for batch 1, as kits.deploy's OpenVINO backend does for fixed-size models
     # (ours has a dynamic batch dim; the reference is exported at 1x3x416x416)
     model.reshape({model.inputs[0].get_any_name(): [1, 3, 416, 416]})
     compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads})
