@@ -32,6 +32,7 @@ from typing import Iterator
 
 import numpy as np
 
+from kits.deploy.predictor import output_diff as float_diff
 from kits.export.formats import ExportError
 
 log = logging.getLogger(__name__)
@@ -263,7 +264,7 @@ def output_diff(got: list[np.ndarray], reference: list[np.ndarray]) -> float:
     worst = 0.0
     for g, r in zip(got, reference):
         if np.issubdtype(r.dtype, np.floating):
-            d = float(np.max(np.abs(g.astype(np.float64) - r), initial=0)) / max(1.0, float(np.abs(r).max(initial=0)))
+            d = float_diff([g], [r])[1]
         else:
             d = float(np.mean(g != r)) if r.size else 0.0
         worst = max(worst, d)

@@ -38,7 +38,7 @@ class OpenVINOBackend(Backend):
         model = self.core.read_model(self.xml)
         if self.static_shapes is not None:
             model.reshape({port.get_any_name(): list(s) for port, s in zip(model.inputs, self.static_shapes)})
-        self.compiled = None  # release the previous compiled model first
+        self.request = self.compiled = None  # release the previous compiled model first
         self.compiled = self.core.compile_model(model, "CPU", self.config)
         self.request = self.compiled.create_infer_request()
 
@@ -46,7 +46,6 @@ class OpenVINOBackend(Backend):
         tensors = [np.ascontiguousarray(t) for t in tensors]
         if self.static_shapes is not None and tuple(tuple(t.shape) for t in tensors) != self.static_shapes:
             self.static_shapes = None
-            self.request = None
             self._compile()
         results = self.request.infer(tensors)
         return [np.array(results[port]) for port in self.compiled.outputs]
