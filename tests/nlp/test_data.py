@@ -235,3 +235,14 @@ def test_wordpiece_vocabulary_is_learned_from_training_texts(tmp_path):
     vocab = (tmp_path / "o/vocab.txt").read_text(encoding="utf-8").splitlines()
     assert vocab[:5] == list(SPECIAL_TOKENS) and len(vocab) <= 200 and "movie" in vocab
     assert ds.tokenizer.tokenize("the movie") == ["the", "movie"]
+
+
+def test_plain_python_use_learns_the_vocabulary_without_leaving_files(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    root = write_ner(tmp_path / "data", "t.json").parent
+    ds = NERDataset(str(root), "t.json", tokenizer={"type": "Chars"})
+    assert ds.tokenizer.tokenize(NER_BIO[0][0]) == list(NER_BIO[0][0])
+    assert list((tmp_path / "tmp").iterdir()) == []

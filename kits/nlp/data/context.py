@@ -47,6 +47,10 @@ def resolve_tokenizer(spec: Mapping | Tokenizer | None, texts: Callable[[], Iter
         raise ConfigError(f"{where}: no tokenizer; set train_dataset.tokenizer, e.g. {{type: Chars}} or "
                           "{type: WordPiece, vocab: minilm_l6_en}")
     spec = dict(spec)
+    if spec.get("vocab") is None and ctx is None and texts is not None:
+        # plain Python use: learn the vocabulary into a file that lives only while the tokenizer reads it
+        with tempfile.TemporaryDirectory(prefix="kits_vocab_") as tmp:
+            return resolve_tokenizer(spec, texts, DataContext(Path(tmp), writable=True), where)
     if spec.get("vocab") is None:
         spec["vocab"] = str(_vocab_file(spec, texts, ctx, where))
     try:
@@ -58,9 +62,6 @@ def resolve_tokenizer(spec: Mapping | Tokenizer | None, texts: Callable[[], Iter
 
 def _vocab_file(spec: dict, texts, ctx: DataContext | None, where: str) -> Path:
     target = ctx.file(VOCAB_FILE) if ctx else None
-    if ctx is None and texts is not None:  # plain Python use: learn it, keep it in a temporary file
-        target = Path(tempfile.mkdtemp(prefix="kits_vocab_")) / VOCAB_FILE
-        ctx = DataContext(target.parent, writable=True)
     if ctx is not None and ctx.writable and target is not None and texts is not None:
         builder = VOCAB_BUILDERS.get(spec["type"])
         if builder is None:
