@@ -166,12 +166,15 @@ class Normalize:
 
 @PREPROCESS.register
 class Pad:
-    """Pad bottom/right to ``size`` ([h, w]) or to a multiple of ``multiple_of``."""
+    """Pad bottom/right to ``size`` ([h, w]) or to a multiple of ``multiple_of``, with ``value``
+    (one number, or one per channel)."""
 
-    def __init__(self, size: list[int] | None = None, multiple_of: int | None = None, value: float = 0.0):
+    def __init__(self, size: list[int] | None = None, multiple_of: int | None = None,
+                 value: float | list[float] = 0.0):
         if (size is None) == (multiple_of is None):
             raise SpecError("Pad needs exactly one of 'size' or 'multiple_of'")
-        self.size, self.multiple_of, self.value = size, multiple_of, value
+        self.size, self.multiple_of = size, multiple_of
+        self.value = [float(v) for v in value] if isinstance(value, (list, tuple)) else [float(value)] * 3
 
     def __call__(self, sample: dict) -> dict:
         image = sample["image"]
@@ -183,7 +186,7 @@ class Pad:
             th, tw = -(-h // m) * m, -(-w // m) * m
         if th < h or tw < w:
             raise InputError(f"Pad size {[th, tw]} is smaller than the image {[h, w]}; resize first")
-        image = cv2.copyMakeBorder(image, 0, th - h, 0, tw - w, cv2.BORDER_CONSTANT, value=[self.value] * 3)
+        image = cv2.copyMakeBorder(image, 0, th - h, 0, tw - w, cv2.BORDER_CONSTANT, value=self.value)
         return {**sample, "image": image, "input_shape": (th, tw)}
 
 

@@ -41,6 +41,7 @@ import paddle
 import paddle.nn as nn
 
 from kits.core.errors import ConfigError, did_you_mean
+from kits.core.fast_layers import PADDLE_TYPES
 
 from .base import STRATEGIES, SlimContext, Strategy
 from ..core.compat import import_paddleslim_dygraph, paddleslim_tracing
@@ -124,14 +125,17 @@ def _eval_mode(model) -> Iterator[None]:
 
 def count_flops(model, inputs: TraceInputs) -> int:
     """FLOPs of ``model.export_forward`` (what ships) by ``paddle.flops``' layer counters."""
-    from paddle.hapi.dynamic_flops import dynamic_flops
+    from paddle.hapi.dynamic_flops import dynamic_flops, register_hooks
 
     view = _Forward(model, "export_forward")
+    # the counters are keyed by exact type
+    counters = {fast: register_hooks[plain] for fast, plain in PADDLE_TYPES.items() if plain in register_hooks}
     try:
         with _quiet(), _eval_mode(model):
             if len(inputs.shapes) == 1 and inputs.dtype.startswith("float"):
-                return int(paddle.flops(view, inputs.shapes[0]))
-            return int(dynamic_flops(view, inputs=inputs.tensors()))  # what paddle.flops runs, any inputs
+                return int(paddle.flops(view, inputs.shapes[0], custom_ops=counters))
+            # what paddle.flops runs, any inputs
+            return int(dynamic_flops(view, inputs=inputs.tensors(), custom_ops=counters))
     finally:
         # paddle 3.3's counter leaves its 'total_ops'/'total_params' buffers on layers the forward did
         # not run (auxiliary heads); they would end up in the state dict

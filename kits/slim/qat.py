@@ -21,6 +21,7 @@ from paddle.quantization.base_quanter import BaseQuanter
 from paddle.quantization.factory import QuanterFactory
 
 from kits.core.errors import ConfigError, did_you_mean
+from kits.core.fast_layers import PADDLE_TYPES, paddle_type
 
 from .base import STRATEGIES, SlimContext, Strategy
 
@@ -84,7 +85,7 @@ class WeightAbsMaxQuanter(QuanterFactory):
 
 def quantizable_layers(model) -> dict[str, paddle.nn.Layer]:
     """Dotted name -> layer for every sublayer paddle's QAT would wrap."""
-    return {name: layer for name, layer in model.named_sublayers() if type(layer) in QUANT_TYPES}
+    return {name: layer for name, layer in model.named_sublayers() if paddle_type(layer) in QUANT_TYPES}
 
 
 def quantized_layers(model) -> dict[str, paddle.nn.Layer]:
@@ -191,6 +192,9 @@ class QAT(Strategy):
         layers = quantizable_layers(model)
         # per layer (not per type), so skipped layers stay plain Conv2D / Linear
         config.add_layer_config([layers[n] for n in names], activation=activation, weight=weight)
+        for fast, plain in PADDLE_TYPES.items():  # paddle's QAT wraps by exact type
+            if plain in config.default_qat_layer_mapping:
+                config.add_qat_layer_mapping(fast, config.default_qat_layer_mapping[plain])
         return config
 
     def apply(self, ctx: SlimContext) -> None:

@@ -58,3 +58,29 @@ def test_rgb_input_reaches_the_deployed_model(model):
     bgr[..., 0] = 255  # pure blue in BGR
     out = Normalize(mean=[0, 0, 0], std=[1, 1, 1], to_rgb=True)({"image": bgr})["image"]
     assert out[2].max() == 255 and out[0].max() == 0  # blue is the last channel in RGB
+
+
+def test_deploy_preprocessing_follows_a_keep_ratio_validation_pipeline():
+    from types import SimpleNamespace
+
+    import cv2
+
+    from kits.core.config import Config
+    from kits.deploy.ops import PREPROCESS, build_pipeline
+    from kits.detection.data.transforms import Pad, Resize
+
+    val = [{"type": "Resize", "target_size": [96, 128], "keep_ratio": True, "interp": cv2.INTER_AREA},
+           {"type": "Pad", "size": [96, 128], "fill": [10.0, 20.0, 30.0]},
+           {"type": "Normalize", "mean": [1.0, 2.0, 3.0], "std": [2.0, 3.0, 4.0]}]
+    ops = preprocess_ops(Config({"val_dataset": {"transforms": val}}), SimpleNamespace(input_size=(96, 128)))
+    assert [op["type"] for op in ops] == ["DecodeImage", "Resize", "Pad", "Normalize", "HWC2CHW"]
+    image = np.random.default_rng(0).integers(0, 255, (60, 50, 3), dtype=np.uint8)
+    want = {"image": image.copy()}
+    for t in (Resize([96, 128], keep_ratio=True, interp=cv2.INTER_AREA), Pad([96, 128], fill=[10.0, 20.0, 30.0]),
+              Normalize([1.0, 2.0, 3.0], [2.0, 3.0, 4.0])):
+        want = t(want)
+    got = {"image": image, "scale_factor": (1.0, 1.0)}
+    for op in build_pipeline(ops[1:], PREPROCESS):  # from a decoded image on
+        got = op(got)
+    np.testing.assert_allclose(got["image"], want["image"], atol=1e-5)
+    np.testing.assert_allclose(got["scale_factor"], want["scale_factor"], rtol=1e-6)

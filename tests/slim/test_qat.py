@@ -265,6 +265,8 @@ def test_nlp_models_export_int8_matmuls(name, tmp_path):
     facts, ops = ctx.info["qat_export"], op_counts(path)
     print(f"{name} INT8 ONNX: {facts}")
     in_graph = ctx.info["qat"]["quantized_layers"] - len(facts["layers_not_in_graph"])
+    float_linears = [n for n, layer in ctx.model.named_sublayers() if isinstance(layer, paddle.nn.Linear)]
+    assert float_linears == [], "every Linear, the encoder's fast ones included, is fake-quantized"
     assert facts["quantized_weights"] == ops["QuantizeLinear"] == in_graph and ops["MatMul"] >= in_graph
     assert facts["layers_not_in_graph"] == (["encoder.pooler"] if name == "TokenClassifier-CRF" else [])
     assert facts["layer_diff"] < 1e-3 and facts["onnx_diff"] < 1e-4

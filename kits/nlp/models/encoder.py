@@ -18,6 +18,8 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from kits.core.fast_layers import Dropout, LayerNorm, Linear
+
 from ..registry import ENCODERS
 
 # Large enough to zero a padded key after softmax, small enough to stay finite in fp16 / bf16.
@@ -32,8 +34,8 @@ class Embeddings(nn.Layer):
         self.word = nn.Embedding(vocab_size, hidden_size, padding_idx=pad_id)
         self.position = nn.Embedding(max_position, hidden_size)
         self.token_type = nn.Embedding(type_vocab_size, hidden_size)
-        self.norm = nn.LayerNorm(hidden_size, epsilon=eps)
-        self.dropout = nn.Dropout(dropout)
+        self.norm = LayerNorm(hidden_size, epsilon=eps)
+        self.dropout = Dropout(dropout)
 
     def forward(self, input_ids, token_type_ids):
         positions = paddle.arange(paddle.shape(input_ids)[1], dtype="int64").unsqueeze(0)
@@ -49,11 +51,11 @@ class SelfAttention(nn.Layer):
         if hidden_size % num_heads:
             raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
         self.num_heads, self.head_dim = num_heads, hidden_size // num_heads
-        self.query = nn.Linear(hidden_size, hidden_size)
-        self.key = nn.Linear(hidden_size, hidden_size)
-        self.value = nn.Linear(hidden_size, hidden_size)
-        self.out = nn.Linear(hidden_size, hidden_size)
-        self.dropout = nn.Dropout(dropout)
+        self.query = Linear(hidden_size, hidden_size)
+        self.key = Linear(hidden_size, hidden_size)
+        self.value = Linear(hidden_size, hidden_size)
+        self.out = Linear(hidden_size, hidden_size)
+        self.dropout = Dropout(dropout)
 
     def _split(self, x):
         # [B, T, H] -> [B, heads, T, head_dim]; 0 keeps B and T dynamic for export
@@ -70,8 +72,8 @@ class SelfAttention(nn.Layer):
 class FeedForward(nn.Layer):
     def __init__(self, hidden_size, intermediate_size, activation):
         super().__init__()
-        self.fc1 = nn.Linear(hidden_size, intermediate_size)
-        self.fc2 = nn.Linear(intermediate_size, hidden_size)
+        self.fc1 = Linear(hidden_size, intermediate_size)
+        self.fc2 = Linear(intermediate_size, hidden_size)
         self.activation = _activation(activation)
 
     def forward(self, x):
@@ -84,10 +86,10 @@ class EncoderLayer(nn.Layer):
     def __init__(self, hidden_size, num_heads, intermediate_size, dropout, attention_dropout, eps, activation):
         super().__init__()
         self.attn = SelfAttention(hidden_size, num_heads, attention_dropout)
-        self.attn_norm = nn.LayerNorm(hidden_size, epsilon=eps)
+        self.attn_norm = LayerNorm(hidden_size, epsilon=eps)
         self.ffn = FeedForward(hidden_size, intermediate_size, activation)
-        self.ffn_norm = nn.LayerNorm(hidden_size, epsilon=eps)
-        self.dropout = nn.Dropout(dropout)
+        self.ffn_norm = LayerNorm(hidden_size, epsilon=eps)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x, mask_bias):
         x = self.attn_norm(x + self.dropout(self.attn(x, mask_bias)))
@@ -95,11 +97,10 @@ class EncoderLayer(nn.Layer):
 
 
 def _activation(name):
-    table = {"gelu": lambda x: F.gelu(x, approximate=False), "gelu_tanh": lambda x: F.gelu(x, approximate=True),
-             "relu": F.relu}
+    table = {"gelu": nn.GELU, "gelu_tanh": lambda: nn.GELU(approximate=True), "relu": nn.ReLU}
     if name not in table:
         raise ValueError(f"unknown activation '{name}'; choose one of {sorted(table)}")
-    return table[name]
+    return table[name]()
 
 
 @ENCODERS.register
@@ -117,14 +118,14 @@ class TransformerEncoder(nn.Layer):
                  with_pooler: bool = True, init_std: float = 0.02, pretrained: str | None = None):
         super().__init__()
         self.hidden_size, self.vocab_size, self.pad_id = hidden_size, vocab_size, pad_id
-        self.max_position = max_position
+        self.max_position, self.num_heads = max_position, num_heads
         attention_dropout = dropout if attention_dropout is None else attention_dropout
         self.embeddings = Embeddings(vocab_size, hidden_size, max_position, type_vocab_size, dropout,
                                      layer_norm_eps, pad_id)
         self.layers = nn.LayerList([
             EncoderLayer(hidden_size, num_heads, intermediate_size, dropout, attention_dropout, layer_norm_eps,
                          activation) for _ in range(num_layers)])
-        self.pooler = nn.Linear(hidden_size, hidden_size) if with_pooler else None
+        self.pooler = Linear(hidden_size, hidden_size) if with_pooler else None
         self._init_weights(init_std)
         if pretrained:
             self.load_pretrained(pretrained)
@@ -153,6 +154,8 @@ class TransformerEncoder(nn.Layer):
         x = self.embeddings(input_ids, token_type_ids)
         # [B, T] -> [B, 1, 1, T]: every query ignores padded keys
         mask_bias = (1.0 - attention_mask.astype(x.dtype)).unsqueeze([1, 2]) * MASK_BIAS
+        if self.training:  # one broadcast here: paddle's CPU broadcasting add is slow, a same-shape add is not
+            mask_bias = mask_bias.expand([-1, self.num_heads, x.shape[1], -1])
         for layer in self.layers:
             x = layer(x, mask_bias)
         out = {"hidden": x}
