@@ -59,3 +59,12 @@ def test_dropout_keeps_the_rate_scales_and_follows_paddle_seed():
     np.testing.assert_array_equal(x.grad.numpy(), out.numpy())  # gradient is the same mask
     layer.eval()
     np.testing.assert_array_equal(layer(paddle.ones([3, 3])).numpy(), np.ones([3, 3]))
+
+
+def test_dropout_mask_of_any_size_keeps_the_expectation():
+    layer = fl.Dropout(0.1)
+    paddle.seed(11)
+    out = layer(paddle.ones([7, 13, 1001])).numpy()  # 91091 elements: not a multiple of the 4 words per draw
+    assert out.shape == (7, 13, 1001)
+    assert abs((out == 0).mean() - 0.1) < 0.005
+    assert abs(out.mean() - 1.0) < 0.01  # kept values scaled by the inverse kept share
