@@ -296,7 +296,7 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-samples", type=int, default=None, help="first N dev phrases (default: all)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--train-steps", type=int, default=20)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--iters", type=int, default=40)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--seq", type=int, default=128)
