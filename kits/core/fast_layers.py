@@ -54,9 +54,7 @@ class _LinearFn(PyLayer):
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensor()
-        sum_rows = paddle.ones([1, grad.shape[0]], dtype=grad.dtype)
-        return (paddle.matmul(grad, weight, transpose_y=True), paddle.matmul(x, grad, transpose_x=True),
-                paddle.matmul(sum_rows, grad).reshape([grad.shape[1]]))
+        return paddle.matmul(grad, weight, transpose_y=True), paddle.matmul(x, grad, transpose_x=True), _sum_rows(grad)
 
 
 _WORDS = 1 << 16
@@ -88,6 +86,11 @@ class LayerNorm(nn.LayerNorm):
         return _LayerNormFn.apply(x, self.weight, self.bias, self._epsilon)
 
 
+def _sum_rows(rows):
+    """Column sums of a 2-D tensor, as one matrix-vector product (paddle's reduction is slow here)."""
+    return paddle.matmul(paddle.ones([1, rows.shape[0]], dtype=rows.dtype), rows).reshape([rows.shape[1]])
+
+
 def _row_mean(x, ones):
     return paddle.matmul(x, ones)  # ones: [H, 1] filled with 1/H
 
@@ -108,13 +111,9 @@ class _LayerNormFn(PyLayer):
         centered = x2 - _row_mean(x2, mean_of)
         rstd = paddle.rsqrt(_row_mean(centered * centered, mean_of) + ctx.eps)
         xhat = centered * rstd
-        sum_rows = paddle.ones([1, x2.shape[0]], dtype=x.dtype)
-        grad_bias = paddle.matmul(sum_rows, g2).reshape([width])
-        grad_weight = paddle.matmul(sum_rows, g2 * xhat).reshape([width])
         gh = g2 * weight
         grad_x = (gh - _row_mean(gh, mean_of) - xhat * _row_mean(gh * xhat, mean_of)) * rstd
-        return grad_x.reshape(x.shape), grad_weight, grad_bias
-
+        return grad_x.reshape(x.shape), _sum_rows(g2 * xhat), _sum_rows(g2)
 
 
 PADDLE_TYPES = {Linear: nn.Linear, Dropout: nn.Dropout, LayerNorm: nn.LayerNorm}

@@ -79,21 +79,26 @@ def _label_names(section: dict) -> list[str]:
 
 def preprocess_ops(cfg, model) -> list[dict]:
     """The deploy ops equal to the config's validation transforms: decode, resize to the model's
-    input size (stretched, or fitted with ``keep_ratio`` and padded as the config pads), normalise."""
+    input size (stretched, or fitted with ``keep_ratio`` and padded as the config pads), normalise.
+    Options the config leaves out take the transforms' own defaults."""
     from kits.deploy.ops import INTERPOLATIONS
 
+    from .data.transforms import Normalize, Pad, Resize
+
     h, w = model.input_size
-    val = {t.get("type"): t for t in cfg.get_path("val_dataset.transforms", []) or []}
-    norm, resize = val.get("Normalize", {}), val.get("Resize", {})
-    interp = next((k for k, v in INTERPOLATIONS.items() if v == resize.get("interp", 1)), "linear")
-    keep_ratio = bool(resize.get("keep_ratio", False))
-    ops = [{"type": "DecodeImage", "to_rgb": bool(norm.get("to_rgb", False))},
-           {"type": "Resize", "size": [h, w], "keep_ratio": keep_ratio, "interp": interp}]
-    if keep_ratio:  # the exported model takes one fixed size: pad the fitted image up to it
-        fill = val.get("Pad", {}).get("fill", 114.0)
+    val = [TRANSFORMS.build(t) for t in cfg.get_path("val_dataset.transforms", []) or []]
+
+    def configured(kind, default):
+        return next((t for t in val if isinstance(t, kind)), None) or default()
+
+    norm, resize = configured(Normalize, Normalize), configured(Resize, lambda: Resize([h, w]))
+    interp = next((k for k, v in INTERPOLATIONS.items() if v == resize.interp), "linear")
+    ops = [{"type": "DecodeImage", "to_rgb": norm.to_rgb},
+           {"type": "Resize", "size": [h, w], "keep_ratio": bool(resize.keep_ratio), "interp": interp}]
+    if resize.keep_ratio:  # the exported model takes one fixed size: pad the fitted image up to it
+        fill = configured(Pad, lambda: Pad([h, w])).fill
         ops.append({"type": "Pad", "size": [h, w], "value": [float(v) for v in np.broadcast_to(fill, 3)]})
-    return ops + [{"type": "Normalize", "mean": list(norm.get("mean", [103.53, 116.28, 123.675])),
-                   "std": list(norm.get("std", [57.375, 57.12, 58.395])), "scale": 1.0},
+    return ops + [{"type": "Normalize", "mean": norm.mean.tolist(), "std": norm.std.tolist(), "scale": 1.0},
                   {"type": "HWC2CHW"}]
 
 

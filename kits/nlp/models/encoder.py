@@ -154,7 +154,7 @@ class TransformerEncoder(nn.Layer):
         x = self.embeddings(input_ids, token_type_ids)
         # [B, T] -> [B, 1, 1, T]: every query ignores padded keys
         mask_bias = (1.0 - attention_mask.astype(x.dtype)).unsqueeze([1, 2]) * MASK_BIAS
-        if self.training:  # one broadcast here: paddle's CPU broadcasting add is slow, a same-shape add is not
+        if self.training and x.place.is_cpu_place():  # paddle's CPU broadcasting add is slow: broadcast once
             mask_bias = mask_bias.expand([-1, self.num_heads, x.shape[1], -1])
         for layer in self.layers:
             x = layer(x, mask_bias)
