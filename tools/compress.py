@@ -2,7 +2,8 @@
 
 python tools/compress.py -c CONFIG --slim configs/slim/RECIPE.yml [-o weights=FILE KEY=VALUE ...]
     [--slim-opt report.threads=1 ...] [--output DIR]
-python tools/compress.py -c CONFIG --sensitivity [--ratios 0.1 0.3 0.5] [--samples 32] [-o weights=FILE]
+python tools/compress.py -c CONFIG --sensitivity [--ratios 0.1 0.3 0.5] [--samples 32] [--params 'neck.*' ...]
+    [-o weights=FILE]
 
 Writes baseline/, compressed/, ship/ (the model to deploy) and report.json / report.md; with
 --sensitivity, a table and plot of the metric when each channel group alone is pruned.
@@ -26,6 +27,8 @@ def run():
     ap.add_argument("--ratios", nargs="+", type=float, default=[0.1, 0.2, 0.3, 0.4, 0.5])
     ap.add_argument("--criterion", default="l1_norm", help="l1_norm or fpgm (sensitivity)")
     ap.add_argument("--samples", type=int, default=32, help="validation samples per score (sensitivity)")
+    ap.add_argument("--params", nargs="+", default=None, metavar="PATTERN",
+                    help="only the channel groups whose parameter name matches (sensitivity; default: all)")
     ap.add_argument("--slim-opt", nargs="+", default=[], metavar="KEY=VALUE", help="override recipe keys")
     ap.add_argument("--weights", default=None, help="weight file or registered name (default: -o weights=...)")
     ap.add_argument("--output", default=None, help="output directory (default: OUTPUT_DIR/compress/RECIPE)")
@@ -54,7 +57,8 @@ def sensitivity(args):
     cfg = load_config(args.config, overrides)
     task_for = cli.kit_api(cfg).task_for
     result = analyze_sensitivity(cfg, task_for, weights=args.weights or weights, ratios=args.ratios,
-                                 criterion=args.criterion, samples=args.samples, output=args.output)
+                                 criterion=args.criterion, samples=args.samples, output=args.output,
+                                 params=args.params)
     print(json.dumps({"metric": result["metric"], "baseline": result["baseline"], "groups": len(result["groups"])}))
 
 

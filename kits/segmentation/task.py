@@ -12,6 +12,7 @@ from kits.core.task import Task
 from . import data, models  # noqa: F401  (fill the registries)
 from . import pretrained as _pretrained  # noqa: F401  (register bundled weights)
 from .data.datasets import resolve_class_names
+from .data.transforms import INTERPOLATIONS, Normalize, Resize
 from .metrics import SegMetric
 from .models import ESPNet
 from .models.base import InferenceConfig
@@ -82,12 +83,12 @@ class SegmentationTask(Task):
         given = cfg.get_path("export.input_size")
         if given is not None:
             return _pair(given, cfg.origin("export.input_size"))
-        if resize and not resize.get("keep_ratio", False):
-            return _pair(resize.get("target_size", 512), cfg.origin("val_dataset.transforms"))
+        if resize and not resize.keep_ratio:
+            return resize.size
         if free_size_multiple(model) is not None:
             return None
         if resize:  # keep_ratio: padded to the target box
-            return _pair(resize.get("target_size", 512), cfg.origin("val_dataset.transforms"))
+            return resize.size
         crop = next((t.get("crop_size") for t in cfg.get_path("train_dataset.transforms", []) or []
                      if t.get("type") == "RandomPaddingCrop"), None)
         if crop is None:
@@ -105,12 +106,12 @@ class SegmentationTask(Task):
         logits resized bilinearly to the original image as ``predict`` and the metric do."""
         resize, norm = _val_steps(cfg)
         size, multiple = self.export_size(cfg, model), free_size_multiple(model)
-        keep = bool(resize and resize.get("keep_ratio"))
-        box = size if size is not None else (_pair(resize.get("target_size", 512), "Resize") if resize else None)
-        pre = [{"type": "DecodeImage", "to_rgb": norm.get("channel_order", "RGB") == "RGB"}]
+        keep = bool(resize and resize.keep_ratio)
+        box = size if size is not None else (resize.size if resize else None)
+        pre = [{"type": "DecodeImage", "to_rgb": norm.channel_order == "RGB"}]
         if box is not None:
-            pre.append({"type": "Resize", "size": list(box), "keep_ratio": keep,
-                        "interp": (resize or {}).get("interp", "linear")})
+            interp = next((k for k, v in INTERPOLATIONS.items() if resize and v == resize.interp), "linear")
+            pre.append({"type": "Resize", "size": list(box), "keep_ratio": keep, "interp": interp})
         pre.append(_normalize_op(norm))
         if size is not None and keep:  # a fixed graph: the fitted image is padded to the box
             pre.append({"type": "Pad", "size": list(size)})
@@ -149,25 +150,26 @@ def free_size_multiple(model) -> int | None:
     return next((m for cls, m in FREE_SIZE_EXPORT.items() if isinstance(model, cls)), None)
 
 
-def _val_steps(cfg) -> tuple[dict | None, dict]:
-    """The val transforms as (Resize or None, Normalize); others cannot run in the runtime."""
+def _val_steps(cfg) -> tuple[Resize | None, Normalize]:
+    """The val transforms, built, as (Resize or None, Normalize); others cannot run in the runtime.
+    Options the config leaves out take the transforms' own defaults."""
     steps = cfg.get_path("val_dataset.transforms") or cfg.get_path("train_dataset.transforms") or []
     kinds = {"Resize", "Normalize"}
     bad = [t.get("type") for t in steps if t.get("type") not in kinds]
     if bad:
         raise ConfigError(f"{cfg.origin('val_dataset.transforms')}: val transforms {bad} cannot be exported; "
                           "deployment runs Resize and Normalize only")
-    resize = next((dict(t) for t in steps if t.get("type") == "Resize"), None)
-    norm = next((dict(t) for t in steps if t.get("type") == "Normalize"), {})
+    built = [TRANSFORMS.build(t) for t in steps]
+    resize = next((t for t in built if isinstance(t, Resize)), None)
+    norm = next((t for t in built if isinstance(t, Normalize)), None) or Normalize()
     return resize, norm
 
 
-def _normalize_op(norm: dict) -> dict:
-    """The kit's Normalize as the runtime op (defaults as in data/transforms.py)."""
-    op = {"type": "Normalize", "mean": [float(v) for v in norm.get("mean", (127.5,) * 3)],
-          "std": [float(v) for v in norm.get("std", (127.5,) * 3)], "scale": 1.0}
-    if float(norm.get("scale_after", 1.0)) != 1.0:
-        op["scale_after"] = float(norm["scale_after"])
+def _normalize_op(norm: Normalize) -> dict:
+    """The kit's Normalize as the runtime op."""
+    op = {"type": "Normalize", "mean": norm.mean.tolist(), "std": norm.std.tolist(), "scale": 1.0}
+    if float(norm.scale_after) != 1.0:
+        op["scale_after"] = float(norm.scale_after)
     return op
 
 

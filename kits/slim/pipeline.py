@@ -186,9 +186,9 @@ def _ship(out: Path, report: dict) -> None:
 
 def analyze_sensitivity(config, task_for, weights=None, overrides=(), ratios=(0.1, 0.2, 0.3, 0.4, 0.5),
                         criterion: str = "l1_norm", samples: int | None = 32, metric: str | None = None,
-                        output=None) -> dict:
-    """Prune each channel group alone at each ratio and score the config's val set (first ``samples``);
-    writes ``sensitivity.json`` / ``.md`` / ``.png`` under ``output``."""
+                        output=None, params=None) -> dict:
+    """Prune each channel group (or those matching ``params`` patterns) alone at each ratio and score the
+    config's val set (first ``samples``); writes ``sensitivity.json`` / ``.md`` / ``.png`` under ``output``."""
     from .deployed import score, val_loader
     from .sensitivity import sensitivity, write_sensitivity
 
@@ -202,7 +202,7 @@ def analyze_sensitivity(config, task_for, weights=None, overrides=(), ratios=(0.
         metrics = score(net, task, cfg, dataset, loader)
         return metrics[name] if name else next(iter(metrics.values()))
 
-    result = sensitivity(model, evaluate, ratios=ratios, criterion=criterion)
+    result = sensitivity(model, evaluate, ratios=ratios, criterion=criterion, params=params)
     result["metric"] = name
     out = Path(output or Path(cfg["trainer"]["output_dir"]) / "sensitivity")
     write_sensitivity(result, out)

@@ -43,8 +43,11 @@ import paddle.nn as nn
 from kits.core.errors import ConfigError, did_you_mean
 from kits.core.fast_layers import PADDLE_TYPES
 
+from . import allocate
 from .base import STRATEGIES, SlimContext, Strategy
 from ..core.compat import import_paddleslim_dygraph, paddleslim_tracing
+
+log = logging.getLogger(__name__)
 
 CRITERIA = {"l1_norm": "L1NormFilterPruner", "fpgm": "FPGMFilterPruner"}
 TRACE_METHODS = ("prune_forward", "train_logits", "export_forward")
@@ -311,7 +314,10 @@ class Prune(Strategy):
     ratios: ``{param-name pattern: fraction}``; a group takes the first pattern its master matches
         (fnmatch over structured names, e.g. ``'backbone.*': 0.4``); groups matching none stay whole.
     flops_reduction: the fraction of FLOPs (``paddle.flops`` of ``export_forward``) to remove; the
-        uniform ratio that reaches it is searched by bisection.
+        uniform ratio that reaches it is searched by bisection, or with ``sensitivity`` per-group ratios.
+    sensitivity: with ``flops_reduction``, a ``sensitivity.json`` (``tools/compress.py --sensitivity``):
+        each group listed there is pruned as far as the metric drop it tolerates allows, the tolerated
+        drop searched to meet the FLOPs target; groups it does not list stay whole (``kits.slim.allocate``).
     skip: parameter patterns that must keep their shape (default: the model's ``prune_skip()``).
     finetune: fine-tune after pruning (sets ``ctx.needs_training``).
     trace_size: size of the dynamic (None / -1) non-batch input dims when tracing and counting FLOPs.
@@ -321,6 +327,7 @@ class Prune(Strategy):
     ratio: float | None = None
     ratios: dict | None = None
     flops_reduction: float | None = None
+    sensitivity: str | None = None
     skip: list | None = None
     finetune: bool = True
     trace_size: int = 64
@@ -342,6 +349,11 @@ class Prune(Strategy):
                 raise ConfigError(f"Prune.ratios must be a non-empty mapping {{pattern: ratio}}, got {self.ratios!r}")
             for pattern, value in self.ratios.items():
                 _check_fraction(f"ratios['{pattern}']", value)
+        if self.sensitivity is not None:
+            if self.flops_reduction is None or not isinstance(self.sensitivity, str):
+                raise ConfigError(f"Prune.sensitivity is the path of a sensitivity.json used with flops_reduction; "
+                                  f"got sensitivity={self.sensitivity!r} with "
+                                  f"{'ratio' if self.ratio is not None else 'ratios' if self.ratios else 'flops_reduction'}")
         if self.skip is not None and (isinstance(self.skip, str) or not all(isinstance(s, str) for s in self.skip)):
             raise ConfigError(f"Prune.skip must be a list of parameter-name patterns, got {self.skip!r}")
         if not isinstance(self.finetune, bool):
@@ -400,6 +412,8 @@ class Prune(Strategy):
             return {m: self.ratio for m in session.groups}, []
         if self.ratios is not None:
             return _match_ratios(self.ratios, session), []
+        if self.sensitivity is not None:
+            return search_by_sensitivity(session, self.sensitivity, self.flops_reduction, flops_before)
         ratio, search = search_uniform_ratio(session, self.flops_reduction, flops_before)
         return {m: ratio for m in session.groups}, search
 
@@ -434,14 +448,28 @@ def _match_ratios(patterns: Mapping[str, float], session: PruneSession) -> dict:
     return out
 
 
+def _flops_reduction(session: PruneSession, ratios: Mapping[str, float], flops_before: int) -> float:
+    plan = session.prune(ratios)
+    try:
+        return 1 - count_flops(session.model, session.inputs) / flops_before
+    finally:
+        session.restore(plan)
+
+
+def search_by_sensitivity(session: PruneSession, path: str, target: float, flops_before: int) -> tuple[dict, list]:
+    """Per-group ratios from a sensitivity table meeting the FLOPs ``target``, and the search trace."""
+    table = allocate.load_table(path, session.criterion)
+    ratios, loss, trace = allocate.search_loss(
+        table, session.groups, lambda r: _flops_reduction(session, r, flops_before), target, SEARCH_TOLERANCE)
+    log.info("Prune: sensitivity allocation tolerates a metric drop of %.4f per group; %d groups pruned", loss,
+             len(ratios))
+    return ratios, [{"tolerated_drop": loss_, "flops_reduction": red} for loss_, red in trace]
+
+
 def search_uniform_ratio(session: PruneSession, target: float, flops_before: int) -> tuple[float, list]:
     """Bisection for the uniform ratio removing ``target`` of the FLOPs; the closest ratio found wins."""
     def reduction(ratio):
-        plan = session.prune({m: ratio for m in session.groups})
-        try:
-            return 1 - count_flops(session.model, session.inputs) / flops_before
-        finally:
-            session.restore(plan)
+        return _flops_reduction(session, {m: ratio for m in session.groups}, flops_before)
 
     top = reduction(MAX_SEARCH_RATIO)
     if top + SEARCH_TOLERANCE < target:
