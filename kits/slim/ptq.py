@@ -1,9 +1,10 @@
-"""Post-training quantization of the exported ONNX model with ONNX Runtime's quantizer.
+"""Post-training quantization of the exported ONNX model with ONNX Runtime's quantizer or NNCF.
 
 Static INT8 (QDQ) calibrated on training samples that went through the validation transforms, or
 dynamic (weights-only INT8, activations quantized at run time; the usual choice for
 Transformers). The QDQ file runs in ONNX Runtime and in OpenVINO (which reads the QDQ pairs as
-its own low-precision ops).
+its own low-precision ops). NNCF, OpenVINO's own quantizer, places the QDQ pairs where OpenVINO's
+INT8 kernels want them and corrects the biases the rounding shifts.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ ALGOS = {"minmax": "MinMax", "abs_max": "MinMax", "avg": "MinMax", "entropy": "E
          "percentile": "Percentile", "hist": "Percentile", "distribution": "Distribution"}
 TYPES = ("int8", "uint8")
 FORMATS = ("qdq", "qoperator")
+QUANTIZERS = ("onnxruntime", "nncf")
+PRESETS = ("mixed", "performance")   # NNCF: asymmetric / symmetric activations
 
 
 @STRATEGIES.register
@@ -49,6 +52,10 @@ class PTQ(Strategy):
     of products in int16 and saturates; with full 8-bit per-channel weights the saturation wrecks
     the model in ONNX Runtime and OpenVINO alike (ESPNet on CamVid: 42% of pixels kept against 97%
     with 7-bit weights). Only on VNNI/AMX or ARM targets is ``false`` worth its extra bit.
+
+    quantizer: ``onnxruntime`` (everything above) or ``nncf`` (static QDQ only; NNCF chooses the
+    ranges, per-channel weights, bias correction; ``preset`` mixed or performance; ``reduce_range``
+    is its overflow fix; ``exclude`` / ``keep_outputs_float`` become its ignored scope).
     """
 
     stage = "artifact"
@@ -68,8 +75,22 @@ class PTQ(Strategy):
     fallback_sqnr_db: float | None = None
     fallback_max_tensors: int = 16
     fallback_samples: int = 8
+    quantizer: str = "onnxruntime"
+    preset: str = "mixed"
 
     def __post_init__(self):
+        if self.quantizer not in QUANTIZERS:
+            raise ConfigError(f"PTQ.quantizer must be one of {', '.join(QUANTIZERS)}, got {self.quantizer!r}."
+                              f"{did_you_mean(str(self.quantizer), QUANTIZERS)}")
+        if self.preset not in PRESETS:
+            raise ConfigError(f"PTQ.preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
+        if self.quantizer == "nncf":
+            unsupported = [k for k, bad in (("algo", self.algo.lower() not in ("minmax", "abs_max")),
+                                            ("dynamic", self.dynamic), ("quant_format", self.quant_format != "qdq"),
+                                            ("fallback_sqnr_db", self.fallback_sqnr_db is not None)) if bad]
+            if unsupported:
+                raise ConfigError(f"PTQ with quantizer nncf: {', '.join(unsupported)} belong to the onnxruntime "
+                                  f"quantizer (NNCF writes static QDQ with its own ranges)")
         if self.algo.lower() not in ALGOS:
             hint = " mse is not offered by ONNX Runtime's quantizer." if self.algo.lower() == "mse" else ""
             raise ConfigError(f"PTQ.algo '{self.algo}' is unknown.{hint}{did_you_mean(self.algo, ALGOS)} "
@@ -102,7 +123,9 @@ class PTQ(Strategy):
         q.shape_inference.quant_pre_process(str(onnx_file), str(prepared), skip_symbolic_shape=True)
         model = onnx.load(str(prepared))
         excluded = self._excluded(model)
-        if self.dynamic:
+        if self.quantizer == "nncf":
+            self._quantize_nncf(ctx, model, excluded, out)
+        elif self.dynamic:
             # the dynamic quantizer splits a Gemm into '<name>_MatMul' + '<name>_Add' before it matches names
             split = [f"{n.name}_{part}" for n in model.graph.node if n.name in excluded and n.op_type == "Gemm"
                      for part in ("MatMul", "Add")]
@@ -123,6 +146,21 @@ class PTQ(Strategy):
         ctx.info["ptq"]["float_nodes"] = excluded
         log.info("PTQ wrote %s (%d nodes kept in float)", out, len(excluded))
         return out
+
+    def _quantize_nncf(self, ctx: SlimContext, model, excluded: list[str], out: Path) -> None:
+        import nncf
+        import onnx
+        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+
+        reader = _Reader(ctx, [i.name for i in model.graph.input], self.calib_samples)
+        feeds = list(iter(reader.get_next, None))
+        fix = OverflowFix.ENABLE if self.reduce_range else OverflowFix.DISABLE
+        quantized = nncf.quantize(model, nncf.Dataset(feeds), preset=nncf.QuantizationPreset(self.preset),
+                                  target_device=nncf.TargetDevice.CPU, subset_size=len(feeds),
+                                  ignored_scope=nncf.IgnoredScope(names=excluded, validate=False),
+                                  advanced_parameters=AdvancedQuantizationParameters(overflow_fix=fix))
+        onnx.save(quantized, str(out))
+        ctx.info["ptq"] = {"calibration_samples": reader.seen, "quantizer": "nncf", "preset": self.preset}
 
     def _fall_back(self, ctx: SlimContext, float_model, out: Path) -> None:
         import onnx

@@ -81,3 +81,50 @@ def test_collapse_guard_names_both_numbers(tmp_path):
         check_collapse(report, 0.02, tmp_path / "report.md")
     assert "0.2000" in str(err.value) and "0.5000" in str(err.value)
     check_collapse({**report, "deploy_gap": 0.01}, 0.02, tmp_path / "report.md")  # within bounds: no error
+
+
+NNCF_RECIPE = """strategies:
+  - {type: PTQ, quantizer: nncf, calib_samples: 4}
+report: {backends: [openvino, onnxruntime], threads: 1, rounds: 1, iters: 3, eval_samples: 4, max_deploy_gap: 1.0}
+"""
+
+
+def test_nncf_quantizer_writes_int8_that_both_engines_run(tmp_path):
+    pytest.importorskip("nncf")
+    pytest.importorskip("openvino")
+    (tmp_path / "nncf.yml").write_text(NNCF_RECIPE)
+    report = compress(tiny_detection_cfg(tmp_path), load_recipe(tmp_path / "nncf.yml"), lambda c: DetectionTask(),
+                      output=tmp_path / "slim")
+    out = tmp_path / "slim"
+    assert report["info"]["ptq"] == {"calibration_samples": 4, "quantizer": "nncf", "preset": "mixed",
+                                     "float_nodes": report["info"]["ptq"]["float_nodes"]}
+    graph = onnx.load(str(out / "compressed" / "model.onnx")).graph
+    quantized = [n for n in graph.node if n.op_type == "QuantizeLinear"]
+    assert len(quantized) >= 20
+    # the head's output convs are in the ignored scope: their weights reach the graph in float
+    float_nodes = set(report["info"]["ptq"]["float_nodes"])
+    convs = {n.name: n for n in graph.node if n.op_type == "Conv"}
+    assert float_nodes & set(convs)
+    for name in float_nodes & set(convs):
+        producers = {o: n.op_type for n in graph.node for o in n.output}
+        assert producers.get(convs[name].input[1]) != "DequantizeLinear"
+    x = np.random.default_rng(0).standard_normal((1, 3, 96, 96)).astype("float32")
+    fp32 = Predictor(out / "baseline", "onnxruntime").run_raw([x])
+    for backend in ("onnxruntime", "openvino"):
+        int8 = Predictor(out / "compressed", backend).run_raw([x])
+        for a, b in zip(fp32, int8):
+            assert a.shape == b.shape
+            assert np.abs(a - b).max() <= 0.1 * (np.abs(a).max() + 1e-6) + 0.05
+    assert report["compressed"]["latency_p50_ms"]["openvino"] > 0
+
+
+def test_nncf_options_are_checked():
+    from kits.core.errors import ConfigError
+    from kits.slim import STRATEGIES
+
+    with pytest.raises(ConfigError, match="algo, dynamic belong to the onnxruntime quantizer"):
+        STRATEGIES.build({"type": "PTQ", "quantizer": "nncf", "algo": "entropy", "dynamic": True})
+    with pytest.raises(ConfigError, match="Did you mean 'nncf'"):
+        STRATEGIES.build({"type": "PTQ", "quantizer": "ncnf"})
+    with pytest.raises(ConfigError, match="PTQ.preset must be one of mixed, performance"):
+        STRATEGIES.build({"type": "PTQ", "quantizer": "nncf", "preset": "fast"})
