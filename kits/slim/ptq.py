@@ -55,7 +55,8 @@ class PTQ(Strategy):
 
     quantizer: ``onnxruntime`` (everything above) or ``nncf`` (static QDQ only; NNCF chooses the
     ranges, per-channel weights, bias correction; ``preset`` mixed or performance; ``reduce_range``
-    is its overflow fix; ``exclude`` / ``keep_outputs_float`` become its ignored scope).
+    is its overflow fix; ``exclude`` / ``keep_outputs_float`` become its ignored scope;
+    ``model_type: transformer`` turns on its Transformer handling: SmoothQuant, float softmax/norms).
     """
 
     stage = "artifact"
@@ -77,6 +78,7 @@ class PTQ(Strategy):
     fallback_samples: int = 8
     quantizer: str = "onnxruntime"
     preset: str = "mixed"
+    model_type: str | None = None
 
     def __post_init__(self):
         if self.quantizer not in QUANTIZERS:
@@ -84,6 +86,10 @@ class PTQ(Strategy):
                               f"{did_you_mean(str(self.quantizer), QUANTIZERS)}")
         if self.preset not in PRESETS:
             raise ConfigError(f"PTQ.preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
+        if self.model_type not in (None, "transformer"):
+            raise ConfigError(f"PTQ.model_type must be null or transformer, got {self.model_type!r}")
+        if self.model_type is not None and self.quantizer != "nncf":
+            raise ConfigError("PTQ.model_type is an option of quantizer nncf")
         if self.quantizer == "nncf":
             unsupported = [k for k, bad in (("algo", self.algo.lower() not in ("minmax", "abs_max")),
                                             ("dynamic", self.dynamic), ("quant_format", self.quant_format != "qdq"),
@@ -157,10 +163,12 @@ class PTQ(Strategy):
         fix = OverflowFix.ENABLE if self.reduce_range else OverflowFix.DISABLE
         quantized = nncf.quantize(model, nncf.Dataset(feeds), preset=nncf.QuantizationPreset(self.preset),
                                   target_device=nncf.TargetDevice.CPU, subset_size=len(feeds),
+                                  model_type=nncf.ModelType.TRANSFORMER if self.model_type else None,
                                   ignored_scope=nncf.IgnoredScope(names=excluded, validate=False),
                                   advanced_parameters=AdvancedQuantizationParameters(overflow_fix=fix))
         onnx.save(quantized, str(out))
-        ctx.info["ptq"] = {"calibration_samples": reader.seen, "quantizer": "nncf", "preset": self.preset}
+        ctx.info["ptq"] = {"calibration_samples": reader.seen, "quantizer": "nncf", "preset": self.preset,
+                           "model_type": self.model_type}
 
     def _fall_back(self, ctx: SlimContext, float_model, out: Path) -> None:
         import onnx
