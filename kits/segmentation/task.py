@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import paddle.nn as nn
 
 from kits.core.errors import ConfigError, did_you_mean
@@ -167,9 +168,12 @@ def _val_steps(cfg) -> tuple[Resize | None, Normalize]:
 
 def _normalize_op(norm: Normalize) -> dict:
     """The kit's Normalize as the runtime op."""
-    op = {"type": "Normalize", "mean": norm.mean.tolist(), "std": norm.std.tolist(), "scale": 1.0}
+    def plain(values):  # the float32 values as their shortest decimals (110.3, not 110.30000305)
+        return [float(str(v)) for v in np.atleast_1d(values)]
+
+    op = {"type": "Normalize", "mean": plain(norm.mean), "std": plain(norm.std), "scale": 1.0}
     if float(norm.scale_after) != 1.0:
-        op["scale_after"] = float(norm.scale_after)
+        op["scale_after"] = plain(norm.scale_after)[0]
     return op
 
 

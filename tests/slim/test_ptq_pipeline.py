@@ -101,6 +101,7 @@ def test_nncf_quantizer_writes_int8_that_both_engines_run(tmp_path):
                       output=tmp_path / "slim")
     out = tmp_path / "slim"
     assert report["info"]["ptq"] == {"calibration_samples": 4, "quantizer": "nncf", "preset": "mixed",
+                                     "weights_made_7bit": report["info"]["ptq"]["weights_made_7bit"],
                                      "model_type": None, "float_nodes": report["info"]["ptq"]["float_nodes"]}
     graph = onnx.load(str(out / "compressed" / "model.onnx")).graph
     quantized = [n for n in graph.node if n.op_type == "QuantizeLinear"]
