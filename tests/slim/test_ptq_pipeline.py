@@ -28,6 +28,9 @@ def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("ptq")
     (out / "ptq.yml").write_text(RECIPE)
     cfg = tiny_detection_cfg(out)
+    import paddle
+
+    paddle.seed(0)  # a fixed tiny model: an untrained random one can sit on a rounding edge
     report = compress(cfg, load_recipe(out / "ptq.yml"), lambda c: DetectionTask(), output=out / "slim")
     return out / "slim", report
 
@@ -68,7 +71,8 @@ def test_int8_graph_runs_close_to_fp32(run):
     peaks = [int(np.abs(onnx.numpy_helper.to_array(t).astype(np.int32)).max()) for t in int8_weights]
     assert max(peaks) <= 64 and max(peaks) >= 63
     assert "precision: int8" in (out / "compressed" / "deploy.yml").read_text()
-    x = np.random.default_rng(0).standard_normal((1, 3, 96, 96)).astype("float32")
+    # a training image as inference sees it: the ranges were calibrated on such images
+    x = next(calibration_batches(DetectionTask(), tiny_detection_cfg(out.parent), 1, names=["image"]))["image"]
     fp32 = Predictor(out / "baseline", "onnxruntime").run_raw([x])
     int8 = Predictor(out / "compressed", "onnxruntime").run_raw([x])
     for a, b in zip(fp32, int8):
