@@ -143,3 +143,26 @@ def test_nncf_options_are_checked():
         STRATEGIES.build({"type": "PTQ", "quantizer": "nncf", "preset": "fast"})
     with pytest.raises(ConfigError, match="PTQ.model_type is an option of quantizer nncf"):
         STRATEGIES.build({"type": "PTQ", "model_type": "transformer"})
+
+
+def test_seven_bit_weights_requantizes_only_wide_weights():
+    from onnx import TensorProto, helper, numpy_helper
+
+    from kits.slim.ptq import seven_bit_weights
+
+    wide = np.array([[127, -128, 3, -1]], np.int8)
+    narrow = np.array([[63, -64, 5, 0]], np.int8)
+    inits = [numpy_helper.from_array(wide, "w_wide"), numpy_helper.from_array(np.float32(0.01), "s_wide"),
+             numpy_helper.from_array(narrow, "w_narrow"), numpy_helper.from_array(np.float32(0.02), "s_narrow")]
+    nodes = [helper.make_node("DequantizeLinear", ["w_wide", "s_wide"], ["a"]),
+             helper.make_node("DequantizeLinear", ["w_narrow", "s_narrow"], ["b"]),
+             helper.make_node("Add", ["a", "b"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                              initializer=inits)
+    model = helper.make_model(graph)
+    assert seven_bit_weights(model) == 1
+    values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    assert values["w_wide"].tolist() == [[63, -64, 2, 0]] and values["s_wide"] == np.float32(0.02)
+    assert values["w_narrow"].tolist() == narrow.tolist() and values["s_narrow"] == np.float32(0.02)
+    # the dequantized weights move by at most one new step (the old step doubled)
+    assert np.abs(values["w_wide"] * 0.02 - wide * 0.01).max() <= 0.01 + 1e-7
