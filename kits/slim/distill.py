@@ -93,6 +93,14 @@ def _sublayer(model, name: str, who: str):
     return layers[name]
 
 
+def _adapter(student_channels: int, teacher_channels: int, ndim: int) -> nn.Layer:
+    if student_channels == teacher_channels:
+        return nn.Identity()
+    if ndim == 4:
+        return nn.Conv2D(student_channels, teacher_channels, 1)
+    return nn.Linear(student_channels, teacher_channels)
+
+
 class DistillModel(nn.Layer):
     """The student plus distillation losses in train mode; the plain student in eval mode.
 
@@ -112,7 +120,7 @@ class DistillModel(nn.Layer):
                        for i, p in enumerate(pairs)]
         self._hooks += [_sublayer(teacher, p["teacher"], "teacher").register_forward_post_hook(self._catch(("t", i)))
                         for i, p in enumerate(pairs)]
-        self.adapters = nn.LayerList([self._adapter(i) for i in range(len(pairs))])
+        self.adapters = nn.LayerList([self._adapters(i) for i in range(len(pairs))])
         self.last_losses: dict = {}
         self._forward_through = [a for a in ("export_forward", "input_spec", "eval_outputs", "num_classes",
                                              "input_size", "head") if hasattr(student, a)]
@@ -122,16 +130,14 @@ class DistillModel(nn.Layer):
             self._seen[key] = _flat(output)
         return hook
 
-    def _adapter(self, index: int):
-        """Sizes come from one probe forward of both models on example inputs."""
-        pair = self.pairs[index]
-        if pair["loss"] != "mse":
-            return nn.Identity()
+    def _adapters(self, index: int) -> nn.LayerList:
+        """One adapter per output tensor of the pair's sublayer (a pruned neck's levels can differ in
+        width); sizes come from one probe forward of both models on example inputs."""
+        if self.pairs[index]["loss"] != "mse":
+            return nn.LayerList()
         s, t = self._probe()
-        s_ch, t_ch = int(s[index][0].shape[1]), int(t[index][0].shape[1])
-        if s_ch == t_ch:
-            return nn.Identity()
-        return nn.Conv2D(s_ch, t_ch, 1) if s[index][0].ndim == 4 else nn.Linear(s_ch, t_ch)
+        return nn.LayerList([_adapter(int(s_out.shape[1]), int(t_out.shape[1]), s_out.ndim)
+                             for s_out, t_out in zip(s[index], t[index])])
 
     def _probe(self):
         if not hasattr(self, "_probed"):
@@ -166,14 +172,15 @@ class DistillModel(nn.Layer):
             self._teacher.export_forward(*inputs)
         total = 0.0
         for i, pair in enumerate(self.pairs):
-            loss = sum(self._pair_loss(i, pair, s, t) for s, t in zip(self._seen[("s", i)], self._seen[("t", i)]))
+            loss = sum(self._pair_loss(i, j, pair, s, t)
+                       for j, (s, t) in enumerate(zip(self._seen[("s", i)], self._seen[("t", i)])))
             losses[f"distill_{i}"] = loss
             total = total + loss
         losses["loss"] = losses["loss"] + total
         self.last_losses = {k: float(v) for k, v in losses.items() if k.startswith("distill")}
         return losses
 
-    def _pair_loss(self, index: int, pair: dict, s, t):
+    def _pair_loss(self, index: int, output: int, pair: dict, s, t):
         t = t.detach()
         if pair["loss"] == "kl":
             temp, axis = float(pair["temperature"]), int(pair["axis"])
@@ -185,7 +192,7 @@ class DistillModel(nn.Layer):
             temp = float(pair["temperature"])
             soft = F.sigmoid(t / temp)
             return float(pair["weight"]) * F.binary_cross_entropy_with_logits(s / temp, soft) * temp * temp
-        s = self.adapters[index](s)
+        s = self.adapters[index][output](s)
         return float(pair["weight"]) * F.mse_loss(s, t)
 
     def release(self):

@@ -38,9 +38,9 @@ def setup(tmp_path_factory):
 def test_adapter_bridges_channel_counts(setup):
     _, _, student, teacher, _ = setup
     model = DistillModel(student, teacher, Distill(pairs=PAIRS).pairs)
-    assert isinstance(model.adapters[0], paddle.nn.Identity)          # kl: no adapter
-    assert isinstance(model.adapters[1], paddle.nn.Conv2D)            # mse 32 -> 48 channels
-    assert model.adapters[1].weight.shape[:2] == [48, 32]
+    assert len(model.adapters[0]) == 0                                # kl: no adapter
+    assert len(model.adapters[1]) == 4                                # mse: one per neck level
+    assert all(isinstance(a, paddle.nn.Conv2D) and a.weight.shape[:2] == [48, 32] for a in model.adapters[1])
     assert not any(p.name in {q.name for q in teacher.parameters()} for p in model.parameters())
     model.release()
 
@@ -83,3 +83,21 @@ def test_unknown_sublayer_is_named(setup):
     _, _, student, teacher, _ = setup
     with pytest.raises(ConfigError, match="no sublayer 'hed'"):
         DistillModel(student, teacher, Distill(pairs=[{"student": "hed", "loss": "kl"}]).pairs)
+
+
+def test_levels_of_different_widths_get_their_own_adapters(setup):
+    import copy
+
+    from kits.slim.base import STRATEGIES
+
+    _, _, student, teacher, batch = setup
+    pruned = copy.deepcopy(student)
+    ctx = SlimContext(cfg=None, task=None, model=pruned, out_dir=None)
+    STRATEGIES.build({"type": "Prune", "ratios": {"neck.bottom_up.1.final_conv.*": 0.25, "neck.*": 0.5}}).apply(ctx)
+    model = DistillModel(pruned, teacher, Distill(pairs=PAIRS).pairs)
+    widths = [a.weight.shape[1] for a in model.adapters[1]]
+    assert len(set(widths)) > 1 and all(a.weight.shape[0] == 48 for a in model.adapters[1])
+    model.train()
+    losses = model(batch)
+    assert float(losses["distill_1"]) > 0
+    model.release()
