@@ -146,6 +146,12 @@ class Resize:
                 "scale_factor": (sy * th / h, sx * tw / w)}
 
 
+def float32_decimals(values) -> list[float]:
+    """float32 values as their shortest decimals (110.3, not 110.30000305), for a readable deploy.yml;
+    they read back as the same float32."""
+    return [float(str(v)) for v in np.atleast_1d(np.asarray(values, np.float32))]
+
+
 @PREPROCESS.register
 class Normalize:
     """``(image * scale - mean) / std * scale_after`` per channel, as float32 (``scale_after``:

@@ -81,7 +81,7 @@ def preprocess_ops(cfg, model) -> list[dict]:
     """The deploy ops equal to the config's validation transforms: decode, resize to the model's
     input size (stretched, or fitted with ``keep_ratio`` and padded as the config pads), normalise.
     Options the config leaves out take the transforms' own defaults."""
-    from kits.deploy.ops import INTERPOLATIONS
+    from kits.deploy.ops import INTERPOLATIONS, float32_decimals
 
     from .data.transforms import Normalize, Pad, Resize
 
@@ -98,7 +98,8 @@ def preprocess_ops(cfg, model) -> list[dict]:
     if resize.keep_ratio:  # the exported model takes one fixed size: pad the fitted image up to it
         fill = configured(Pad, lambda: Pad([h, w])).fill
         ops.append({"type": "Pad", "size": [h, w], "value": [float(v) for v in np.broadcast_to(fill, 3)]})
-    return ops + [{"type": "Normalize", "mean": norm.mean.tolist(), "std": norm.std.tolist(), "scale": 1.0},
+    return ops + [{"type": "Normalize", "mean": float32_decimals(norm.mean), "std": float32_decimals(norm.std),
+                   "scale": 1.0},
                   {"type": "HWC2CHW"}]
 
 

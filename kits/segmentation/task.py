@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import paddle.nn as nn
 
 from kits.core.errors import ConfigError, did_you_mean
@@ -168,12 +167,11 @@ def _val_steps(cfg) -> tuple[Resize | None, Normalize]:
 
 def _normalize_op(norm: Normalize) -> dict:
     """The kit's Normalize as the runtime op."""
-    def plain(values):  # the float32 values as their shortest decimals (110.3, not 110.30000305)
-        return [float(str(v)) for v in np.atleast_1d(values)]
+    from kits.deploy.ops import float32_decimals
 
-    op = {"type": "Normalize", "mean": plain(norm.mean), "std": plain(norm.std), "scale": 1.0}
+    op = {"type": "Normalize", "mean": float32_decimals(norm.mean), "std": float32_decimals(norm.std), "scale": 1.0}
     if float(norm.scale_after) != 1.0:
-        op["scale_after"] = plain(norm.scale_after)[0]
+        op["scale_after"] = float32_decimals(norm.scale_after)[0]
     return op
 
 

@@ -351,9 +351,9 @@ class Prune(Strategy):
                 _check_fraction(f"ratios['{pattern}']", value)
         if self.sensitivity is not None:
             if self.flops_reduction is None or not isinstance(self.sensitivity, str):
+                mode = "ratio" if self.ratio is not None else "ratios" if self.ratios else "flops_reduction"
                 raise ConfigError(f"Prune.sensitivity is the path of a sensitivity.json used with flops_reduction; "
-                                  f"got sensitivity={self.sensitivity!r} with "
-                                  f"{'ratio' if self.ratio is not None else 'ratios' if self.ratios else 'flops_reduction'}")
+                                  f"got sensitivity={self.sensitivity!r} with {mode}")
         if self.skip is not None and (isinstance(self.skip, str) or not all(isinstance(s, str) for s in self.skip)):
             raise ConfigError(f"Prune.skip must be a list of parameter-name patterns, got {self.skip!r}")
         if not isinstance(self.finetune, bool):

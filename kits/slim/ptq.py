@@ -59,8 +59,9 @@ class PTQ(Strategy):
     quantizer: ``onnxruntime`` (everything above) or ``nncf`` (static QDQ only; NNCF chooses the
     ranges, per-channel weights, bias correction; ``preset`` mixed or performance; ``reduce_range``
     is its overflow fix, extended to the depthwise weights NNCF leaves 8-bit (OpenVINO saturates on
-    them too: PicoDet fell to 0.11 mAP in OpenVINO, 0.71 with them 7-bit); ``exclude`` / ``keep_outputs_float`` become its ignored scope;
-    ``model_type: transformer`` turns on its Transformer handling: SmoothQuant, float softmax/norms).
+    them too: PicoDet fell to 0.11 mAP in OpenVINO, 0.71 with them 7-bit); ``exclude`` /
+    ``keep_outputs_float`` become its ignored scope; ``model_type: transformer`` turns on its
+    Transformer handling: SmoothQuant, float softmax/norms).
     """
 
     stage = "artifact"
