@@ -15,7 +15,7 @@ from kits.detection.registry import MODELS as DET_MODELS  # noqa: E402
 from kits.nlp.registry import MODELS as NLP_MODELS  # noqa: E402
 from kits.segmentation.registry import MODELS as SEG_MODELS  # noqa: E402
 from kits.slim.base import STRATEGIES, SlimContext  # noqa: E402
-from kits.slim.prune import Prune  # noqa: E402
+from kits.slim.prune import Prune, aligned_ratio  # noqa: E402
 from kits.slim.sensitivity import sensitivity, write_sensitivity  # noqa: E402
 
 for _kit in ("detection", "nlp", "segmentation"):  # fill the kits' registries
@@ -99,6 +99,34 @@ def test_picodet_flops_target_reached(pruned_picodet):
     assert ctx.needs_training and "FLOPs -" in ctx.notes[-1]
     changed = [n for n, s in _shapes(model).items() if s != before[n]]
     assert len(changed) > 50 and info["channels"]["backbone.stem.conv.weight"][1] < 24
+
+
+@pytest.mark.parametrize("channels, ratio, multiple, kept", [
+    (24, 0.2255, 8, 16),   # 19 left -> 16
+    (96, 0.5685, 8, 40),   # 41 -> 40
+    (96, 0.5, 8, 48),      # already a multiple
+    (44, 0.75, 8, 8),      # 11 -> 8
+    (96, 0.98, 8, 8),      # never below one multiple
+    (46, 0.01, 8, 46),     # rounds up past the width: stays whole
+    (8, 0.5, 8, 8),        # not wider than one multiple: stays whole
+    (24, 0.2255, 1, 19),   # 1: the ratio as given
+])
+def test_aligned_ratio(channels, ratio, multiple, kept):
+    aligned = aligned_ratio(channels, ratio, multiple)
+    # PaddleSlim's pruners remove round(channels * ratio) filters
+    assert channels - round(channels * aligned) == kept
+
+
+def test_picodet_channel_multiple_keeps_multiples_of_8():
+    model, whole = _build(DET_MODELS, TINY_PICODET), _build(DET_MODELS, TINY_PICODET)
+    info = _prune(model, ratio=0.3, channel_multiple=8).info["prune"]
+    changed = {m: c for m, c in info["channels"].items() if c[0] != c[1]}
+    assert changed and all(after % 8 == 0 for _, after in changed.values()), changed
+    assert info["channels"]["backbone.stem.conv.weight"] == [24, 16]   # 17 left by 0.3 -> 16
+    assert info["ratios"]["backbone.stem.conv.weight"] == round(1 / 3, 4)   # the ratio applied is reported
+    model.eval(), whole.eval()
+    image = paddle.ones([1, 3, 64, 64])
+    assert [t.shape for t in model.export_forward(image)] == [t.shape for t in whole.export_forward(image)]
 
 
 def test_picodet_task_outputs_and_groups_consistent(pruned_picodet):
@@ -193,6 +221,8 @@ def test_nlp_encoder_ffn_pruned_and_bigru_refused():
     ({"ratios": {"backbone.*": 1.5}}, r"ratios\['backbone.\*'\] must be a number in \(0, 1\)"),
     ({"ratio": 0.3, "skip": "head.*"}, "Prune.skip must be a list"),
     ({"ratio": 0.3, "finetnue": False}, "has no option 'finetnue'. Did you mean 'finetune'?"),
+    ({"ratio": 0.3, "channel_multiple": 0}, r"channel_multiple must be a positive int \(8 suits CPUs\), got 0"),
+    ({"ratio": 0.3, "channel_multiple": 8.0}, "channel_multiple must be a positive int"),
 ])
 def test_config_errors(fields, message):
     with pytest.raises(ConfigError, match=message):
