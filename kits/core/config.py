@@ -179,21 +179,35 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(cfg: Config, overrides: Iterable[str]) -> Config:
-    """Apply ``-o`` overrides in order; intermediate sections are created as needed."""
+    """Apply ``-o`` overrides in order; intermediate sections are created as needed, and a number
+    picks a list item (``strategies.0.ratio=0.4``)."""
     for text in overrides:
         parts, value = parse_override(text)
-        node: dict = cfg
+        node: dict | list = cfg
         for i, part in enumerate(parts[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            elif not isinstance(child, dict):
+            if isinstance(node, list):
+                child = node[_list_index(node, part, text, parts[:i])]
+            else:
+                child = node.get(part)
+                if child is None:
+                    child = node[part] = {}
+            if not isinstance(child, (dict, list)):
                 where = ".".join(parts[: i + 1])
                 raise ConfigError(f"bad override '{text}': '{where}' is a {type(child).__name__}, not a section")
             node = child
-        node[parts[-1]] = value
+        if isinstance(node, list):
+            node[_list_index(node, parts[-1], text, parts[:-1])] = value
+        else:
+            node[parts[-1]] = value
         _mark(cfg.origins, ".".join(parts), value, f"-o {text}")
     return cfg
+
+
+def _list_index(items: list, part: str, text: str, parents: list[str]) -> int:
+    if not part.isdigit() or int(part) >= len(items):
+        raise ConfigError(f"bad override '{text}': '{'.'.join(parents)}' is a list of {len(items)} items; "
+                          f"pick one by its index 0..{len(items) - 1}, got '{part}'")
+    return int(part)
 
 
 def load_config(path: str | os.PathLike, overrides: Iterable[str] = ()) -> Config:

@@ -54,6 +54,19 @@ def test_override_into_scalar_is_an_error(tmp_path):
         load_config(leaf, ["pretrained.x=1"])
 
 
+def test_override_into_list_items(tmp_path):
+    leaf = write(tmp_path / "a.yml", "strategies:\n  - {type: Prune, ratio: 0.3}\n  - {type: QAT}\nsizes: [1, 2]\n")
+    cfg = load_config(leaf, ["strategies.0.ratio=0.4", "strategies.1.epochs=2", "sizes.1=5"])
+    assert cfg["strategies"] == [{"type": "Prune", "ratio": 0.4}, {"type": "QAT", "epochs": 2}]
+    assert cfg["sizes"] == [1, 5] and cfg.origin("strategies.0.ratio") == "-o strategies.0.ratio=0.4"
+    with pytest.raises(ConfigError, match=r"'strategies' is a list of 2 items; pick one by its index 0..1, got '2'"):
+        load_config(leaf, ["strategies.2.ratio=0.4"])
+    with pytest.raises(ConfigError, match="'strategies' is a list of 2 items.*got 'prune'"):
+        load_config(leaf, ["strategies.prune.ratio=0.4"])
+    with pytest.raises(ConfigError, match="'sizes.0' is a int, not a section"):
+        load_config(leaf, ["sizes.0.x=1"])
+
+
 def test_missing_file_and_missing_base(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yml")
