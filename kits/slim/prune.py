@@ -336,9 +336,10 @@ class Prune(Strategy):
         each group listed there is pruned as far as the metric drop it tolerates allows, the tolerated
         drop searched to meet the FLOPs target; groups it does not list stay whole (``kits.slim.allocate``).
     channel_multiple: round every pruned group's remaining channels to a multiple of this (at least
-        one multiple; a group narrower than it stays whole). CPU engines compute convolutions in blocks
-        of 8 (AVX2) or 16 (AVX-512) channels, so widths like 19 or 41 cost as much as 24 or 48:
-        8 turns the FLOPs removed into time saved. 1 keeps the ratios as searched.
+        one multiple; a group not wider than one multiple stays whole). CPU engines compute
+        convolutions in blocks of 8 (AVX2) or 16 (AVX-512) channels, so widths like 19 or 41 cost as
+        much as 24 or 48: 8 turns the FLOPs removed into time saved. 1 keeps the ratios as searched.
+    skip: parameter patterns that must keep their shape (default: the model's ``prune_skip()``).
     finetune: fine-tune after pruning (sets ``ctx.needs_training``).
     trace_size: size of the dynamic (None / -1) non-batch input dims when tracing and counting FLOPs.
     """
