@@ -63,6 +63,10 @@ def paddleslim_tracing() -> Iterator[None]:
     * the graph wrapper finds an op's neighbours by scanning every op (quadratic: ~30 s for a
       64x64 PicoDet) -> while tracing, ``VarWrapper.inputs/outputs`` answer from an index built
       once per graph (same ops, same order; the traced program is not changed during the scan);
+    * its filter pruners stop at ``concat`` (no rule: every group reaching one is left out, e.g. all
+      inner widths of ShuffleNet / CSP blocks) and its ``reshape2`` rule passes a pruned channel axis
+      unchanged through reshapes that split it (a channel shuffle), which would mis-prune once concat
+      is passed -> while tracing, a ``concat`` rule and a guarded ``reshape2`` rule (``_channel_rules``);
     * tracing resets paddle's parameter-name counter, so layers created afterwards (distillation
       adapters...) would reuse existing names and share optimizer state with them -> tracing runs
       under its own ``unique_name`` generator.
@@ -75,8 +79,104 @@ def paddleslim_tracing() -> Iterator[None]:
     with contextlib.ExitStack() as stack:
         stack.enter_context(paddle.utils.unique_name.guard())
         stack.enter_context(_indexed_graph_lookups())
+        stack.enter_context(_channel_rules())
         stack.enter_context(legacy_program_ir())
         yield
+
+
+# ---- channel rules: concat, guarded reshape ----------------------------------------------------
+
+_SCOPES = "_kits_concat_scopes"  # key of the per-(concat, input) visit records inside PaddleSlim's ``visited``
+
+
+@contextlib.contextmanager
+def _channel_rules() -> Iterator[None]:
+    """Register the ``concat`` rule and the guarded ``reshape2`` rule in PaddleSlim's worker registry;
+    the previous entries come back on exit."""
+    from paddleslim.prune.prune_worker import PRUNE_WORKER, PruneWorker, UnsupportOpError
+
+    workers = PRUNE_WORKER.module_dict
+    saved = {name: workers.get(name) for name in ("concat", "reshape2")}
+    workers["concat"] = _concat_rule(PruneWorker, UnsupportOpError)
+    if saved["reshape2"] is not None:
+        workers["reshape2"] = _guarded_reshape(saved["reshape2"], UnsupportOpError)
+    try:
+        yield
+    finally:
+        for name, worker in saved.items():
+            if worker is None:
+                workers.pop(name, None)
+            else:
+                workers[name] = worker
+
+
+def _concat_rule(PruneWorker, UnsupportOpError):
+    class concat(PruneWorker):  # PaddleSlim looks workers up by class name = op type
+        """Pruned channels of a concat input are the same channels of its output, shifted by the widths
+        of the inputs before it. An output reached from a consumer is refused (the group is left out).
+
+        One input can reach the output more than once in a group (ShuffleNet's ``concat([x, dw(x)])``)
+        and different groups reach it through different inputs, each with its own offset. PaddleSlim
+        marks every (op, var) it passes in one ``visited`` record and would stop the second pass, so
+        the search behind each (concat, input position) keeps its own record.
+        """
+
+        def _prune(self, var, pruned_axis, transforms):
+            inputs, out = self.op.inputs("X"), self.op.outputs("Out")[0]
+            axis = self.op.attr("axis")
+            axis = axis + len(out.shape()) if axis is not None and axis < 0 else axis
+            if var not in inputs:
+                raise UnsupportOpError("pruning the output of concat from its consumers is not supported")
+            sizes = [v.shape()[pruned_axis] for v in inputs]
+            if pruned_axis != axis or min(sizes) < 0:
+                raise UnsupportOpError(f"concat on axis {axis} cannot follow pruning on axis {pruned_axis}")
+            offset = 0
+            for position, (item, size) in enumerate(zip(inputs, sizes)):
+                if item == var:
+                    shift = {"src_start": 0, "src_end": size, "target_start": offset,
+                             "target_end": offset + size, "target_len": sum(sizes)}
+                    self._search_output(out, position, pruned_axis, transforms + [shift])
+                offset += size
+
+        def _search_output(self, out, position, axis, transforms):
+            records = self.visited.setdefault(_SCOPES, {})
+            key = f"{self.op.idx()}:{position}"
+            scoped = records.get(key)
+            if scoped is None:
+                scoped = records[key] = {_SCOPES: records}
+                # this concat's own output, reached back from a sibling branch, is not a new path
+                own = "_".join([str(self.op.idx()), out.name(), self.op.all_inputs()[0].name()])
+                scoped.setdefault(axis, {})[own] = True
+            outer = self.visited
+            try:
+                for op in out.outputs():
+                    self._prune_op(op, out, axis, transforms, visited=scoped)
+            finally:
+                self.visited = outer
+
+    return concat
+
+
+def _guarded_reshape(original, UnsupportOpError):
+    class reshape2(original):
+        """PaddleSlim's rule, for reshapes that keep the pruned axis whole (a flatten of [N, C, 1, 1], a
+        bias [C] -> [1, C, 1, 1]); others are refused (a channel shuffle's [N, C, H, W] -> [N, 2, C/2, H*W]
+        splits the channels, which that rule would prune as if it did not)."""
+
+        def _prune(self, var, pruned_axis, transforms):
+            src, dst = self.op.inputs("X")[0].shape(), self.op.outputs("Out")[0].shape()
+            if not _same_axis(src, dst, pruned_axis):
+                raise UnsupportOpError(f"reshape {list(src)} -> {list(dst)} splits or merges the pruned axis "
+                                       f"{pruned_axis}")
+            super()._prune(var, pruned_axis, transforms)
+
+    return reshape2
+
+
+def _same_axis(src, dst, axis: int) -> bool:
+    if len(src) == 1:  # a bias broadcast to the channel axis
+        return len(dst) > axis and src[0] == dst[axis]
+    return len(src) > axis and len(dst) > axis and src[axis] == dst[axis]
 
 
 # ================================================================================ legacy program IR

@@ -13,8 +13,11 @@ What is never pruned:
   width on any architecture, without a per-model list;
 * the parameters matching ``skip`` (default: the model's ``prune_skip()`` patterns, if it has
   one); a group that would change any of them is left out whole;
-* channels PaddleSlim has no rule for (inputs of ``concat`` / ``split``, PReLU, transposed-conv
-  outputs); recurrent layers are refused up front.
+* channels PaddleSlim has no rule for (outputs of ``concat`` pruned from their consumers, inputs of
+  ``split``, reshapes that split the channel axis such as a channel shuffle, PReLU, transposed-conv
+  outputs); recurrent layers are refused up front. Inputs of ``concat`` are pruned: the suite adds
+  that rule while tracing (``kits.core.compat``), so the inner widths of ShuffleNet / CSP blocks and
+  the branches feeding a concat are prunable groups.
 
 What that covers (verified on paddle 3.3.1 + PaddleSlim 2.6.0): CNNs with depthwise convs, SE gates,
 residual adds and channel shuffles (PicoDet, PP-LiteSeg, ESPNet); Transformer encoders get their
@@ -453,7 +456,7 @@ def _channels(model, session: PruneSession) -> dict:
 def _nothing_to_prune(model, session: PruneSession) -> str:
     why = (f"all {len(session.skipped)} groups touch a skipped parameter" if session.skipped else
            "no layer's channels are both free (not fixed by a model output) and handled by PaddleSlim's rules "
-           "(its filter pruners cannot shrink inputs of concat/split, PReLU or recurrent layers)")
+           "(its filter pruners cannot shrink inputs of split, channel shuffles, PReLU or recurrent layers)")
     return f"Prune found nothing to prune in {type(model).__name__}: {why}"
 
 

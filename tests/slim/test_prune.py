@@ -15,7 +15,7 @@ from kits.detection.registry import MODELS as DET_MODELS  # noqa: E402
 from kits.nlp.registry import MODELS as NLP_MODELS  # noqa: E402
 from kits.segmentation.registry import MODELS as SEG_MODELS  # noqa: E402
 from kits.slim.base import STRATEGIES, SlimContext  # noqa: E402
-from kits.slim.prune import Prune, aligned_ratio  # noqa: E402
+from kits.slim.prune import Prune, PruneSession, aligned_ratio  # noqa: E402
 from kits.slim.sensitivity import sensitivity, write_sensitivity  # noqa: E402
 
 for _kit in ("detection", "nlp", "segmentation"):  # fill the kits' registries
@@ -158,6 +158,55 @@ def test_picodet_runs_eval_train_and_export(pruned_picodet):
     static = paddle.jit.to_static(model.export_forward, input_spec=model.input_spec(), full_graph=True)
     traced = static(batch["image"])
     assert max(float((a - b).abs().max()) for a, b in zip(traced, eager)) < 1e-4
+
+
+def _with_pruned_channels_zeroed(model, session, plan):
+    """``model`` (unpruned) with every channel ``plan`` removes set to 0 where it is computed: after each
+    conv / norm whose output channels the plan prunes. The pruned model must compute the same."""
+    params = {n: (layer, attr) for layer_name, layer in model.named_sublayers()
+              for attr, _ in layer.named_parameters(include_sublayers=False)
+              for n in [f"{layer_name}.{attr}"]}
+    keep = {}
+    for program_name, masks in plan.masks.items():
+        if program_name not in session.names:  # activations (an SE gate) are masked too; they hold no weights
+            continue
+        layer, _ = params[session.names[program_name]]
+        for m in masks:
+            if m.dims == 0 and isinstance(layer, (paddle.nn.Conv2D, paddle.nn.BatchNorm2D)):
+                keep[id(layer)] = (layer, np.asarray(m.mask, dtype=np.float32))
+    for layer, mask in keep.values():
+        scale = paddle.to_tensor(mask.reshape(1, -1, 1, 1))
+        layer.register_forward_post_hook(lambda lyr, inputs, out, s=scale: out * s)
+    return len(keep)
+
+
+@pytest.mark.parametrize("cfg, registry", [(TINY_PICODET, DET_MODELS), (TINY_LITESEG, SEG_MODELS),
+                                           (TINY_ESPNET, SEG_MODELS)], ids=["picodet", "pp_liteseg", "espnet"])
+def test_pruned_model_computes_original_with_channels_zeroed(cfg, registry):
+    """Every group (through concat inputs, SE gates, depthwise convs, residual adds) removes the same
+    channels at its producers and its consumers: the pruned model equals the original whose pruned
+    channels are zeroed. A wrong concat offset or a mis-pruned reshape breaks the equality."""
+    model, reference = _build(registry, cfg), _build(registry, cfg)
+    for layer in model.sublayers():  # non-trivial norm statistics, so a dropped channel is never 0 by accident
+        if isinstance(layer, paddle.nn.BatchNorm2D):
+            rng = np.random.default_rng(len(layer._mean.name))
+            layer._mean.set_value(rng.normal(0, 0.5, layer._mean.shape).astype(np.float32))
+            layer.bias.set_value(rng.normal(0, 0.5, layer.bias.shape).astype(np.float32))
+    reference.set_state_dict(model.state_dict())
+    model.eval(), reference.eval()
+    session = PruneSession(model, "l1_norm")
+    concat_fed = [m for m in session.groups if m.endswith(("short_conv.conv.weight", "linear.conv.weight",
+                                                           "branch1.1.conv.weight"))]
+    assert cfg is not TINY_PICODET or len(concat_fed) >= 8, sorted(session.groups)
+    plan = session.prune({m: 0.4 for m in session.groups})
+    session.commit(plan)
+    assert _with_pruned_channels_zeroed(reference, session, plan) >= len(session.groups)
+    image = paddle.to_tensor(np.random.default_rng(1).normal(size=(1, 3, 64, 64)).astype(np.float32))
+    with paddle.no_grad():
+        got, want = model.export_forward(image), reference.export_forward(image)
+    got, want = paddle.utils.flatten(got), paddle.utils.flatten(want)
+    assert [t.shape for t in got] == [t.shape for t in want]
+    assert max(float((a - b).abs().max()) for a, b in zip(got, want)) < 1e-4
 
 
 def test_picodet_fpgm_skip_patterns_and_finetune_flag():
