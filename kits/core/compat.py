@@ -127,9 +127,11 @@ def _concat_rule(PruneWorker, UnsupportOpError):
             axis = axis + len(out.shape()) if axis is not None and axis < 0 else axis
             if var not in inputs:
                 raise UnsupportOpError("pruning the output of concat from its consumers is not supported")
-            sizes = [v.shape()[pruned_axis] for v in inputs]
-            if pruned_axis != axis or min(sizes) < 0:
+            if pruned_axis != axis:
                 raise UnsupportOpError(f"concat on axis {axis} cannot follow pruning on axis {pruned_axis}")
+            sizes = [v.shape()[axis] for v in inputs]
+            if min(sizes) < 0:
+                raise UnsupportOpError(f"concat of inputs with unknown widths {sizes}")
             offset = 0
             for position, (item, size) in enumerate(zip(inputs, sizes)):
                 if item == var:
