@@ -49,3 +49,26 @@ def test_pruned_export_runs_with_the_same_outputs(run):
     comp = Predictor(out / "compressed", "onnxruntime").run_raw([x])
     assert [a.shape for a in base] == [b.shape for b in comp]  # class and box maps keep their layout
     assert "precision: fp32" in (out / "compressed" / "deploy.yml").read_text()
+
+
+COMPOSED = """strategies:
+  - {type: Prune, criterion: fpgm, ratio: 0.4, trace_size: 96, channel_multiple: 8}
+  - {type: PTQ, calib_samples: 4, algo: minmax, quant_format: qdq}
+finetune: {trainer.iters: 1}
+report: {backends: [onnxruntime], threads: 1, rounds: 1, iters: 3, eval_samples: 4, max_deploy_gap: 1.0}
+"""
+
+
+def test_prune_then_ptq_in_one_recipe(tmp_path):
+    """A pruned model is quantized in the same run (the pruned widths are not reloadable from a
+    checkpoint into the config's model, so composing happens inside one recipe)."""
+    (tmp_path / "composed.yml").write_text(COMPOSED)
+    report = compress(tiny_detection_cfg(tmp_path), load_recipe(tmp_path / "composed.yml"),
+                      lambda c: DetectionTask(), output=tmp_path / "slim")
+    assert report["compressed"]["params"] < report["baseline"]["params"]
+    assert report["compressed"]["precision"] == "int8"
+    assert "precision: int8" in (tmp_path / "slim" / "compressed" / "deploy.yml").read_text()
+    x = np.random.default_rng(0).standard_normal((1, 3, 96, 96)).astype("float32")
+    base = Predictor(tmp_path / "slim" / "baseline", "onnxruntime").run_raw([x])
+    comp = Predictor(tmp_path / "slim" / "compressed", "onnxruntime").run_raw([x])
+    assert [a.shape for a in base] == [b.shape for b in comp]
