@@ -143,14 +143,12 @@ def _concat_rule(PruneWorker, UnsupportOpError):
         def _search_output(self, out, position, axis, transforms):
             records = self.visited.setdefault(_SCOPES, {})
             key = f"{self.op.idx()}:{position}"
-            scoped = records.get(key)
-            if scoped is None:
-                scoped = records[key] = {_SCOPES: records}
-                # this concat's own output, reached back from a sibling branch, is not a new path
-                own = "_".join([str(self.op.idx()), out.name(), self.op.all_inputs()[0].name()])
-                scoped.setdefault(axis, {})[own] = True
-            outer = self.visited
+            fresh = key not in records
+            scoped = records.setdefault(key, {_SCOPES: records})
+            outer, self.visited = self.visited, scoped
             try:
+                if fresh:  # this concat's own output, reached back from a sibling branch, is not a new path
+                    self._visit(out, axis)
                 for op in out.outputs():
                     self._prune_op(op, out, axis, transforms, visited=scoped)
             finally:
