@@ -163,14 +163,13 @@ def test_picodet_runs_eval_train_and_export(pruned_picodet):
 def _with_pruned_channels_zeroed(model, session, plan):
     """``model`` (unpruned) with every channel ``plan`` removes set to 0 where it is computed: after each
     conv / norm whose output channels the plan prunes. The pruned model must compute the same."""
-    params = {n: (layer, attr) for layer_name, layer in model.named_sublayers()
-              for attr, _ in layer.named_parameters(include_sublayers=False)
-              for n in [f"{layer_name}.{attr}"]}
+    owner = {f"{layer_name}.{attr}": layer for layer_name, layer in model.named_sublayers()
+             for attr, _ in layer.named_parameters(include_sublayers=False)}
     keep = {}
     for program_name, masks in plan.masks.items():
         if program_name not in session.names:  # activations (an SE gate) are masked too; they hold no weights
             continue
-        layer, _ = params[session.names[program_name]]
+        layer = owner[session.names[program_name]]
         for m in masks:
             if m.dims == 0 and isinstance(layer, (paddle.nn.Conv2D, paddle.nn.BatchNorm2D)):
                 keep[id(layer)] = (layer, np.asarray(m.mask, dtype=np.float32))
