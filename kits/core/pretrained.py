@@ -195,6 +195,97 @@ class LoadReport:
         return text
 
 
+# metadata of a weight file whose layers are narrower than its config builds (structured pruning)
+PRUNED_KEY = "pruned_channels"
+
+
+def read_metadata(name_or_path: str | os.PathLike) -> dict[str, str]:
+    """The string metadata of a safetensors weight file ({} for other formats)."""
+    path = resolve(name_or_path)
+    if path.suffix != ".safetensors":
+        return {}
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as fh:
+            return dict(fh.metadata() or {})
+    except Exception as exc:
+        raise CheckpointError(f"cannot read weights {path}: {exc}") from exc
+
+
+def narrow_to(model, state: Mapping[str, np.ndarray]) -> list[str]:
+    """Give the layers of ``model`` the narrower shapes of a channel-pruned ``state``, in place;
+    returns the names of the layers changed.
+
+    Every tensor must be at most as large as the model's in each dimension (pruning removes
+    channels, it never adds any, and it keeps the output layers' classes); a depthwise convolution
+    keeps one group per channel. Anything else is a CheckpointError naming the tensor: a pruned
+    model loads into the config it was pruned from, not into one with another class count.
+    """
+    plan = []  # checked in full before any layer changes: a refused file leaves the model as built
+    for prefix, layer in model.named_sublayers(include_self=True):
+        own = {n: t for n, t in {**layer._parameters, **layer._buffers}.items() if t is not None}
+        shapes = {}
+        for name, tensor in own.items():
+            key = f"{prefix}.{name}" if prefix else name
+            new, old = tuple(state[key].shape) if key in state else None, tuple(tensor.shape)
+            if new is None or new == old:
+                continue
+            if len(new) != len(old) or any(a > b for a, b in zip(new, old)):
+                raise CheckpointError(f"{key}: the pruned checkpoint's shape {new} is not a narrowing of the "
+                                      f"model's {old} (a pruned model loads into the config it was pruned from)")
+            shapes[name] = new
+        if not shapes:
+            continue
+        depthwise = _is_depthwise(layer)
+        if getattr(layer, "_groups", 1) > 1 and not depthwise:
+            raise CheckpointError(f"{prefix}: a pruned grouped convolution that is not depthwise cannot be rebuilt")
+        plan.append((prefix, layer, depthwise, [(own[name], new) for name, new in shapes.items()]))
+    for _, layer, depthwise, tensors in plan:
+        for tensor, new in tensors:
+            _reshape_in_place(tensor, new)
+        sync_channels(layer, depthwise)
+    return [prefix for prefix, *_ in plan]
+
+
+def _reshape_in_place(tensor, shape: tuple) -> None:
+    """Give a parameter or buffer a new shape (zeros, filled by the load), keeping its identity:
+    an optimizer or hook holding it still sees the same tensor."""
+    import paddle
+
+    place = tensor.place
+    if place.is_cpu_place():
+        place = paddle.CPUPlace()
+    elif place.is_gpu_place():
+        place = paddle.CUDAPlace(place.gpu_device_id())
+    tensor.value().get_tensor().set(np.zeros(shape, dtype=tensor.numpy().dtype), place)
+
+
+def _is_depthwise(layer) -> bool:
+    weight = getattr(layer, "weight", None)
+    return getattr(layer, "_groups", 1) > 1 and weight is not None and len(weight.shape) == 4 and weight.shape[1] == 1
+
+
+def sync_channels(layer, depthwise: bool = False) -> None:
+    """Update a layer's channel attributes to its (pruned) weight's shape."""
+    import paddle.nn as nn
+
+    weight = getattr(layer, "weight", None)
+    if weight is None:
+        return
+    shape = list(weight.shape)
+    if isinstance(layer, nn.Conv2DTranspose):
+        layer._in_channels, layer._out_channels = shape[0], shape[1] * layer._groups
+    elif isinstance(layer, nn.Conv2D):
+        if depthwise:
+            layer._groups = shape[0]
+        layer._out_channels, layer._in_channels = shape[0], shape[1] * layer._groups
+    elif isinstance(layer, (nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D, nn.SyncBatchNorm)):
+        layer._num_features = shape[0]
+    elif isinstance(layer, nn.PReLU) and layer._num_parameters > 1:
+        layer._num_parameters = shape[0]
+
+
 def load_into(model, name_or_path: str | os.PathLike | Mapping, *, strict: bool = False,
               skip_mismatched: bool = True) -> LoadReport:
     """Copy weights into a paddle Layer and report missing / unexpected / shape-mismatched keys.
@@ -204,7 +295,14 @@ def load_into(model, name_or_path: str | os.PathLike | Mapping, *, strict: bool 
     """
     import paddle
 
-    state = dict(name_or_path) if isinstance(name_or_path, Mapping) else load_state(name_or_path)
+    if isinstance(name_or_path, Mapping):
+        state = dict(name_or_path)
+    else:
+        path = resolve(name_or_path)  # once: a registered name is sha256-checked here
+        state = load_state(path)
+        if read_metadata(path).get(PRUNED_KEY) == "true":
+            layers = narrow_to(model, state)
+            log.info("pretrained: %d layers narrowed to the pruned checkpoint's channels", len(layers))
     own = model.state_dict()
     report = LoadReport()
     for key, param in own.items():

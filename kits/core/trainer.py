@@ -152,10 +152,16 @@ class Trainer:
         return path
 
     def export_weights(self, path: Path) -> Path:
-        """Write the evaluation weights (EMA when on) as a plain safetensors weight file."""
+        """Write the evaluation weights (EMA when on) as a plain safetensors weight file.
+
+        A training wrapper (e.g. distillation) names the model its config builds as ``weights_model``:
+        only that one is written, so the file loads like any weights of the config."""
+        model = getattr(self.net, "weights_model", self.net)
         with self._eval_weights():
-            state = {k: v.numpy() for k, v in self.net.state_dict().items()}
-        return save_state(state, path, metadata={"step": str(self.state.step)})
+            state = {k: v.numpy() for k, v in model.state_dict().items()}
+        # a model may describe its weights (e.g. channel-pruned layers) for whoever loads them
+        metadata = {**getattr(model, "weights_metadata", {}), "step": str(self.state.step)}
+        return save_state(state, path, metadata=metadata)
 
     def resume(self, source: str | os.PathLike | bool = True) -> Path:
         """Continue from a checkpoint file, or from the newest valid one in the output dir (``True``)."""

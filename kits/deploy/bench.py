@@ -130,6 +130,18 @@ def compare_latency(model_dirs: dict[str, str | Path], backend: str, threads: in
     return result
 
 
+def same_round_speedup(reference: dict, other: dict) -> dict:
+    """``reference`` / ``other`` p50 per alternating round (entries of ``compare_latency``), and
+    their median: the speedup of ``other``.
+
+    The runs of one round are seconds apart, so they share the machine's state; on a shared host
+    whose speed shifts for tens of seconds at a time, the ratio of runs of the same round is
+    steadier than the ratio of each model's median over all rounds."""
+    ratios = [round(a / b, 3) for a, b in zip(reference.get("rounds_p50_ms") or [], other.get("rounds_p50_ms") or [])
+              if a and b]
+    return {"median": round(float(np.median(ratios)), 3) if ratios else None, "per_round": ratios}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model-dir", required=True)

@@ -155,6 +155,11 @@ class DistillModel(nn.Layer):
                                                  [self._seen[("t", i)] for i in range(n)]))
         return self._probed
 
+    @property
+    def weights_model(self):
+        """What the Trainer writes as best/final weights: the student alone (adapters are training aids)."""
+        return self.student
+
     def __getattr__(self, name):
         try:
             return super().__getattr__(name)

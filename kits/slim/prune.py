@@ -45,6 +45,7 @@ import paddle.nn as nn
 
 from kits.core.errors import ConfigError, did_you_mean
 from kits.core.fast_layers import PADDLE_TYPES
+from kits.core.pretrained import PRUNED_KEY, sync_channels
 
 from . import allocate
 from .base import STRATEGIES, SlimContext, Strategy
@@ -277,7 +278,7 @@ class PruneSession:
                 del layer._buffers[key]
                 layer._non_persistable_buffer_names_set.discard(key)
             layer.__dict__.pop("_origin_groups", None)
-            _sync_channels(layer)
+            sync_channels(layer)  # PaddleSlim already set a depthwise conv's groups
 
     def check(self) -> None:
         """The pruned model runs and its outputs keep their shapes (task-fixed channels untouched)."""
@@ -297,21 +298,6 @@ def aligned_ratio(channels: int, ratio: float, multiple: int) -> float:
     kept = channels - round(channels * ratio)
     kept = min(channels, max(multiple, multiple * round(kept / multiple)))
     return (channels - kept) / channels
-
-
-def _sync_channels(layer) -> None:
-    weight = getattr(layer, "weight", None)
-    if weight is None:
-        return
-    shape = list(weight.shape)
-    if isinstance(layer, nn.Conv2DTranspose):
-        layer._in_channels, layer._out_channels = shape[0], shape[1] * layer._groups
-    elif isinstance(layer, nn.Conv2D):
-        layer._out_channels, layer._in_channels = shape[0], shape[1] * layer._groups
-    elif isinstance(layer, (nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D, nn.SyncBatchNorm)):
-        layer._num_features = shape[0]
-    elif isinstance(layer, nn.PReLU) and layer._num_parameters > 1:
-        layer._num_parameters = shape[0]
 
 
 # ---- the strategy ---------------------------------------------------------------------------------
@@ -408,6 +394,8 @@ class Prune(Strategy):
                 raise
             session.commit(plan)
             flops_after = count_flops(model, session.inputs)
+        # weight files written from now on say so, and loading one narrows the config's layers to them
+        model.weights_metadata = {**getattr(model, "weights_metadata", {}), PRUNED_KEY: "true"}
         info = {"criterion": self.criterion, "kind": session.kind, "traced": session.method,
                 "input_shapes": session.inputs.shapes, "flops_before": flops_before, "flops_after": flops_after,
                 "flops_reduction": 1 - flops_after / max(flops_before, 1), "params_before": params_before,

@@ -42,7 +42,7 @@ class ReportConfig:
 
     backends: list = field(default_factory=lambda: ["onnxruntime", "openvino"])
     threads: int = 2
-    rounds: int = 3
+    rounds: int = 5
     iters: int = 30
     eval_samples: int | None = None
     metric: str | None = None

@@ -76,8 +76,7 @@ def judge(rec, rows: dict, simulated: float | None, ctx, dirs: dict) -> dict:
     for name, row in rows.items():
         row["latency_p50_ms"] = {b: latency[b][name].get("p50_ms") for b in latency}
     target = rec.report.backends[0]
-    base_ms, comp_ms = rows["baseline"]["latency_p50_ms"][target], rows["compressed"]["latency_p50_ms"][target]
-    speedup = round(base_ms / comp_ms, 3) if base_ms and comp_ms else None
+    speedup = paired_speedup(latency[target])["median"]
     faster = speedup is not None and speedup >= rec.report.min_speedup
     drop = _drop(rows)
     accurate = drop is None or drop <= rec.report.max_accuracy_drop
@@ -85,7 +84,8 @@ def judge(rec, rows: dict, simulated: float | None, ctx, dirs: dict) -> dict:
     report = {
         "recipe": rec.path, "strategies": rec.describe(), "metric": metric, "target_engine": target,
         "baseline": rows["baseline"], "compressed": rows["compressed"], "latency_rounds": latency,
-        "speedup": {b: _ratio(rows, b) for b in latency},
+        "speedup": {b: paired_speedup(latency[b])["median"] for b in latency},
+        "speedup_rounds": {b: paired_speedup(latency[b]) for b in latency},
         "accuracy_drop": drop, "training_graph_accuracy": simulated,
         "deploy_gap": None if simulated is None or rows["compressed"]["accuracy"] is None
         else round(abs(rows["compressed"]["accuracy"] - simulated), 6),
@@ -102,10 +102,11 @@ def judge(rec, rows: dict, simulated: float | None, ctx, dirs: dict) -> dict:
     return report
 
 
-def _ratio(rows: dict, backend: str) -> float | None:
-    base = rows["baseline"]["latency_p50_ms"].get(backend)
-    comp = rows["compressed"]["latency_p50_ms"].get(backend)
-    return round(base / comp, 3) if base and comp else None
+def paired_speedup(latency: dict) -> dict:
+    """The compressed model's speedup over the baseline: median of the same-round ratios."""
+    from kits.deploy.bench import same_round_speedup
+
+    return same_round_speedup(latency.get("baseline", {}), latency.get("compressed", {}))
 
 
 def _drop(rows: dict) -> float | None:
@@ -132,7 +133,10 @@ def markdown(report: dict) -> str:
                  str(row["size_mb"]), _fmt(row["accuracy"])]
         cells += [_fmt(row["latency_p50_ms"].get(e)) for e in engines]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"Speedup (baseline / compressed p50): {report['speedup']}",
+    lines += ["", f"Speedup (baseline / compressed p50, median over alternating rounds): {report['speedup']}"]
+    lines += [f"- {e} per round: {', '.join(map(str, r['per_round']))}"
+              for e, r in report.get("speedup_rounds", {}).items()]
+    lines += [
               f"Accuracy drop: {_fmt(report['accuracy_drop'])}; training-graph accuracy "
               f"{_fmt(report['training_graph_accuracy'])}, deployed-vs-training gap {_fmt(report['deploy_gap'])}",
               f"Shipped: **{report['shipped']}**"]

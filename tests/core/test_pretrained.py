@@ -90,3 +90,43 @@ def test_corrupt_file_is_a_clear_error(tmp_path):
     bad.write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="cannot read weights"):
         pt.load_state(bad)
+
+
+def _body(width: int, classes: int = 4) -> paddle.nn.Sequential:
+    nn = paddle.nn
+    return nn.Sequential(nn.Conv2D(3, width, 3, padding=1), nn.BatchNorm2D(width),
+                         nn.Conv2D(width, width, 3, padding=1, groups=width), nn.Conv2D(width, classes, 1))
+
+
+def _randomized(model) -> dict:
+    rng = np.random.default_rng(0)
+    return {k: rng.standard_normal(v.shape).astype("float32") + (2.0 if k.endswith("_variance") else 0.0)
+            for k, v in model.state_dict().items()}
+
+
+def test_pruned_weights_narrow_the_configured_model(tmp_path):
+    paddle.seed(0)
+    pruned = _body(5)
+    state = _randomized(pruned)
+    pruned.set_state_dict({k: paddle.to_tensor(v) for k, v in state.items()})
+    pt.save_state(state, tmp_path / "pruned.safetensors", metadata={pt.PRUNED_KEY: "true"})
+    model = _body(8)  # what the config builds
+    pt.load_into(model, tmp_path / "pruned.safetensors", strict=True)
+    assert model[2]._groups == 5 and model[1]._num_features == 5 and model[3]._in_channels == 5
+    x = paddle.randn([1, 3, 6, 6])
+    pruned.eval(), model.eval()
+    np.testing.assert_allclose(model(x).numpy(), pruned(x).numpy(), rtol=1e-5, atol=1e-5)
+    # without the mark the same file is an ordinary mismatch
+    pt.save_state(state, tmp_path / "plain.safetensors")
+    with pytest.raises(CheckpointError, match="do not match the model exactly"):
+        pt.load_into(_body(8), tmp_path / "plain.safetensors", strict=True)
+
+
+def test_pruned_weights_need_the_config_they_were_pruned_from(tmp_path):
+    state = _randomized(_body(5, classes=6))
+    pt.save_state(state, tmp_path / "pruned.safetensors", metadata={pt.PRUNED_KEY: "true"})
+    for strict in (True, False):  # fine-tuning to another class count included: the head could not follow
+        model = _body(8)
+        with pytest.raises(CheckpointError, match=r"3.weight: the pruned checkpoint's shape \(6, 5, 1, 1\)"):
+            pt.load_into(model, tmp_path / "pruned.safetensors", strict=strict)
+        assert tuple(model[0].weight.shape) == (8, 3, 3, 3)  # left as built

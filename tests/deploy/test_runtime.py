@@ -256,3 +256,16 @@ def test_parity_diff_is_scaled_by_the_output_magnitude():
     # values within [-1, 1] keep the absolute bound
     assert output_diff([small + 2e-4], [small])[1] == pytest.approx(2e-4)
     assert output_diff([np.zeros((0, 4))], [np.zeros((0, 4))]) == (0.0, 0.0)
+
+
+def test_latency_compare_script_gives_same_round_speedups(exported):
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "latency_compare.py"), str(exported["classifier"]),
+                           str(exported["segmenter"]), "--backend", "onnxruntime", "--threads", "1", "--rounds", "2",
+                           "--iters", "3"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    first, second = (out["models"][str(exported[n])] for n in ("classifier", "segmenter"))
+    assert first["speedup_per_round"] == [1.0, 1.0] and first["speedup"] == 1.0
+    expected = [round(a / b, 3) for a, b in zip(first["rounds_p50_ms"], second["rounds_p50_ms"])]
+    assert second["speedup_per_round"] == expected and len(expected) == 2
+    assert second["speedup"] == round(float(np.median(expected)), 3)

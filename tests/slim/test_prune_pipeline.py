@@ -54,6 +54,40 @@ def test_pruned_export_runs_with_the_same_outputs(run):
     assert "precision: fp32" in (out / "compressed" / "deploy.yml").read_text()
 
 
+def test_pruned_weights_load_into_the_configs_model(run, tmp_path):
+    """The fine-tune's final weights are the student alone, marked as pruned: loading them narrows
+    the config's layers, and that model exports to what the pipeline shipped."""
+    from kits.core.pretrained import read_metadata
+    from kits.detection import api
+
+    out, report = run
+    weights = out / "finetune" / "final_model.safetensors"
+    assert read_metadata(weights)["pruned_channels"] == "true"
+    model = api.load_model(tiny_detection_cfg(out), weights)
+    assert sum(int(p.size) for p in model.parameters()) == report["compressed"]["params"]
+    api.export(tiny_detection_cfg(out), weights, formats=("onnx",), output=tmp_path / "reloaded")
+    x = np.random.default_rng(1).standard_normal((1, 3, 96, 96)).astype("float32")
+    shipped = Predictor(out / "compressed", "onnxruntime").run_raw([x])
+    reloaded = Predictor(tmp_path / "reloaded", "onnxruntime").run_raw([x])
+    for a, b in zip(shipped, reloaded):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_wrong_narrowing_is_a_clear_error(tmp_path):
+    """A pruned checkpoint wider than the config's model (another config) is refused by name."""
+    from kits.core.errors import CheckpointError
+    from kits.core.pretrained import PRUNED_KEY, save_state
+    from kits.detection import api
+
+    model = api.load_model(tiny_detection_cfg(tmp_path))
+    state = {k: v.numpy() for k, v in model.state_dict().items()}
+    key = next(k for k, v in state.items() if k.endswith("conv.weight") and v.shape[0] > 1)
+    state[key] = np.zeros((state[key].shape[0] + 1, *state[key].shape[1:]), "float32")
+    save_state(state, tmp_path / "wide.safetensors", metadata={PRUNED_KEY: "true"})
+    with pytest.raises(CheckpointError, match=f"{key}: the pruned checkpoint's shape"):
+        api.load_model(tiny_detection_cfg(tmp_path), tmp_path / "wide.safetensors")
+
+
 COMPOSED = """strategies:
   - {type: Prune, criterion: fpgm, ratio: 0.4, trace_size: 96, channel_multiple: 8}
   - {type: PTQ, calib_samples: 4, algo: minmax, quant_format: qdq}
@@ -63,8 +97,7 @@ report: {backends: [onnxruntime], threads: 1, rounds: 1, iters: 3, eval_samples:
 
 
 def test_prune_then_ptq_in_one_recipe(tmp_path):
-    """A pruned model is quantized in the same run (the pruned widths are not reloadable from a
-    checkpoint into the config's model, so composing happens inside one recipe)."""
+    """A pruned model is quantized in the same run."""
     (tmp_path / "composed.yml").write_text(COMPOSED)
     report = compress(tiny_detection_cfg(tmp_path), load_recipe(tmp_path / "composed.yml"),
                       lambda c: DetectionTask(), output=tmp_path / "slim")

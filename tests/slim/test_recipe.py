@@ -49,3 +49,17 @@ def test_finetune_overrides_are_flattened(tmp_path):
     recipe = load_recipe(path, ["report.threads=1"])
     assert recipe.finetune == {"trainer.epochs": 3, "optimizer.lr": 1e-4}
     assert recipe.report.threads == 1
+
+
+def test_speedup_is_the_median_of_same_round_ratios():
+    from kits.slim.report import paired_speedup
+
+    # the host is slow in rounds 2 and 3 and for the last compressed run: the ratio of the two
+    # models' medians (10.4 / 10.6 = 0.98) mixes slow and fast runs, the same-round ratios do not
+    latency = {"baseline": {"rounds_p50_ms": [10.0, 14.0, 14.0, 10.0, 10.4]},
+               "compressed": {"rounds_p50_ms": [8.0, 10.8, 10.6, 8.2, 11.0]}}
+    out = paired_speedup(latency)
+    assert out["per_round"] == [1.25, 1.296, 1.321, 1.22, 0.945]
+    assert out["median"] == 1.25
+    assert paired_speedup({"baseline": {"error": "failed"}, "compressed": {"rounds_p50_ms": [1.0]}}) == \
+        {"median": None, "per_round": []}
