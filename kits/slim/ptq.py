@@ -25,7 +25,11 @@ log = logging.getLogger(__name__)
 
 # Calibration algorithms: ONNX Runtime's names, plus the names PaddleSlim users know for the same idea
 ALGOS = {"minmax": "MinMax", "abs_max": "MinMax", "avg": "MinMax", "entropy": "Entropy", "kl": "Entropy",
-         "percentile": "Percentile", "hist": "Percentile", "distribution": "Distribution"}
+         "percentile": "Percentile", "hist": "Percentile", "distribution": "Distribution",
+         "mse": "MinMax"}  # mse: MinMax with each activation's range replaced (kits/slim/mse_calib.py)
+# NNCF's activation range estimators for the same names (None: its default, min/max)
+NNCF_RANGES = {"minmax": None, "abs_max": None, "avg": "MEAN_MINMAX", "percentile": "MEAN_QUANTILE",
+               "hist": "MEAN_QUANTILE", "mse": "HISTOGRAM"}
 TYPES = ("int8", "uint8")
 FORMATS = ("qdq", "qoperator")
 QUANTIZERS = ("onnxruntime", "nncf")
@@ -38,7 +42,8 @@ class PTQ(Strategy):
     """INT8 post-training quantization of the exported model.
 
     algo: minmax (= abs_max), avg (min/max averaged over calibration batches), entropy (= KL),
-    percentile (= hist), distribution. calib_samples: training samples used for calibration.
+    percentile (= hist), distribution, mse (per activation the range with the least squared
+    quantization error; NNCF: its histogram search). calib_samples: training samples used for calibration.
     quant_format: ``qoperator`` (QLinearConv and friends: what ONNX Runtime runs fastest on CPU) or
     ``qdq`` (Quantize/Dequantize pairs: what OpenVINO and TensorRT read). op_types: ONNX op types to
     quantize (null: every type the quantizer supports). exclude: glob patterns of ONNX node names
@@ -95,17 +100,18 @@ class PTQ(Strategy):
             raise ConfigError(f"PTQ.model_type must be null or transformer, got {self.model_type!r}")
         if self.model_type is not None and self.quantizer != "nncf":
             raise ConfigError("PTQ.model_type is an option of quantizer nncf")
+        if self.algo.lower() not in ALGOS:
+            raise ConfigError(f"PTQ.algo '{self.algo}' is unknown.{did_you_mean(self.algo, ALGOS)} "
+                              f"Valid: {', '.join(ALGOS)}")
         if self.quantizer == "nncf":
-            unsupported = [k for k, bad in (("algo", self.algo.lower() not in ("minmax", "abs_max")),
-                                            ("dynamic", self.dynamic), ("quant_format", self.quant_format != "qdq"))
+            if self.algo.lower() not in NNCF_RANGES:
+                raise ConfigError(f"PTQ.algo '{self.algo}' is not offered by quantizer nncf; "
+                                  f"it takes {', '.join(NNCF_RANGES)}")
+            unsupported = [k for k, bad in (("dynamic", self.dynamic), ("quant_format", self.quant_format != "qdq"))
                            if bad]
             if unsupported:
                 raise ConfigError(f"PTQ with quantizer nncf: {', '.join(unsupported)} belong to the onnxruntime "
-                                  f"quantizer (NNCF writes static QDQ with its own ranges)")
-        if self.algo.lower() not in ALGOS:
-            hint = " mse is not offered by ONNX Runtime's quantizer." if self.algo.lower() == "mse" else ""
-            raise ConfigError(f"PTQ.algo '{self.algo}' is unknown.{hint}{did_you_mean(self.algo, ALGOS)} "
-                              f"Valid: {', '.join(ALGOS)}")
+                                  f"quantizer (NNCF writes static QDQ)")
         for key in ("activation_type", "weight_type"):
             if getattr(self, key) not in TYPES:
                 raise ConfigError(f"PTQ.{key} must be one of {', '.join(TYPES)}, got {getattr(self, key)!r}")
@@ -143,14 +149,22 @@ class PTQ(Strategy):
             q.quantize_dynamic(str(prepared), str(out), nodes_to_exclude=excluded + split, **common)
             ctx.info["ptq"] = {"dynamic": True}
         else:
-            reader = _Reader(ctx, [i.name for i in model.graph.input], self.calib_samples)
+            names = [i.name for i in model.graph.input]
+            options = {"CalibMovingAverage": self.algo.lower() == "avg", "CalibPercentile": self.percentile}
+            if self.algo.lower() == "mse":
+                from .mse_calib import mse_overrides
+
+                overrides, clipped = mse_overrides(prepared, _Reader(ctx, names, self.calib_samples), self.op_types)
+                options["TensorQuantOverrides"] = overrides
+            reader = _Reader(ctx, names, self.calib_samples)
             fmt = q.QuantFormat.QDQ if self.quant_format == "qdq" else q.QuantFormat.QOperator
             q.quantize_static(str(prepared), str(out), reader, quant_format=fmt,
                               activation_type=types[self.activation_type], nodes_to_exclude=excluded,
                               calibrate_method=getattr(q.CalibrationMethod, ALGOS[self.algo.lower()]),
-                              extra_options={"CalibMovingAverage": self.algo.lower() == "avg",
-                                             "CalibPercentile": self.percentile}, **common)
+                              extra_options=options, **common)
             ctx.info["ptq"] = {"calibration_samples": reader.seen, "algo": self.algo}
+            if self.algo.lower() == "mse":
+                ctx.info["ptq"].update(mse_ranges=len(overrides), mse_clipped=len(clipped))
         if self.fallback_sqnr_db is not None:
             self._fall_back(ctx, model, out)
         prepared.unlink(missing_ok=True)
@@ -166,16 +180,23 @@ class PTQ(Strategy):
         reader = _Reader(ctx, [i.name for i in model.graph.input], self.calib_samples)
         feeds = list(iter(reader.get_next, None))
         fix = OverflowFix.ENABLE if self.reduce_range else OverflowFix.DISABLE
+        advanced = {"overflow_fix": fix}
+        if NNCF_RANGES[self.algo.lower()]:
+            from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+            advanced["activations_range_estimator_params"] = getattr(RangeEstimatorParametersSet,
+                                                                     NNCF_RANGES[self.algo.lower()])
         nncf.set_log_level(logging.WARNING)  # its per-node INFO lines would land on stdout
         with contextlib.redirect_stdout(sys.stderr):  # and its progress bars: stdout may carry JSON
             quantized = nncf.quantize(model, nncf.Dataset(feeds), preset=nncf.QuantizationPreset(self.preset),
                                       target_device=nncf.TargetDevice.CPU, subset_size=len(feeds),
                                       model_type=nncf.ModelType.TRANSFORMER if self.model_type else None,
                                       ignored_scope=nncf.IgnoredScope(names=excluded, validate=False),
-                                      advanced_parameters=AdvancedQuantizationParameters(overflow_fix=fix))
+                                      advanced_parameters=AdvancedQuantizationParameters(**advanced))
         halved = seven_bit_weights(quantized) if self.reduce_range else 0
         onnx.save(quantized, str(out))
-        ctx.info["ptq"] = {"calibration_samples": reader.seen, "quantizer": "nncf", "preset": self.preset,
+        ctx.info["ptq"] = {"calibration_samples": reader.seen, "quantizer": "nncf", "algo": self.algo,
+                           "preset": self.preset,
                            "model_type": self.model_type, "weights_made_7bit": halved}
 
     def _fall_back(self, ctx: SlimContext, float_model, out: Path) -> None:

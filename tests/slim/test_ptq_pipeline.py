@@ -104,7 +104,7 @@ def test_nncf_quantizer_writes_int8_that_both_engines_run(tmp_path):
     report = compress(tiny_detection_cfg(tmp_path), load_recipe(tmp_path / "nncf.yml"), lambda c: DetectionTask(),
                       output=tmp_path / "slim")
     out = tmp_path / "slim"
-    assert report["info"]["ptq"] == {"calibration_samples": 4, "quantizer": "nncf", "preset": "mixed",
+    assert report["info"]["ptq"] == {"calibration_samples": 4, "quantizer": "nncf", "algo": "minmax", "preset": "mixed",
                                      "weights_made_7bit": report["info"]["ptq"]["weights_made_7bit"],
                                      "model_type": None, "float_nodes": report["info"]["ptq"]["float_nodes"]}
     graph = onnx.load(str(out / "compressed" / "model.onnx")).graph
@@ -135,8 +135,8 @@ def test_nncf_options_are_checked():
     from kits.core.errors import ConfigError
     from kits.slim import STRATEGIES
 
-    with pytest.raises(ConfigError, match="algo, dynamic belong to the onnxruntime quantizer"):
-        STRATEGIES.build({"type": "PTQ", "quantizer": "nncf", "algo": "entropy", "dynamic": True})
+    with pytest.raises(ConfigError, match="dynamic, quant_format belong to the onnxruntime quantizer"):
+        STRATEGIES.build({"type": "PTQ", "quantizer": "nncf", "dynamic": True, "quant_format": "qoperator"})
     with pytest.raises(ConfigError, match="Did you mean 'nncf'"):
         STRATEGIES.build({"type": "PTQ", "quantizer": "ncnf"})
     with pytest.raises(ConfigError, match="PTQ.preset must be one of mixed, performance"):
@@ -166,3 +166,44 @@ def test_seven_bit_weights_requantizes_only_wide_weights():
     assert values["w_narrow"].tolist() == narrow.tolist() and values["s_narrow"] == np.float32(0.02)
     # the dequantized weights move by at most one new step (the old step doubled)
     assert np.abs(values["w_wide"] * 0.02 - wide * 0.01).max() <= 0.01 + 1e-7
+
+
+@pytest.mark.parametrize("quantizer", ["onnxruntime", "nncf"])
+def test_mse_calibration_through_each_quantizer(tmp_path, quantizer):
+    if quantizer == "nncf":
+        pytest.importorskip("nncf")
+    import paddle
+
+    paddle.seed(0)
+    (tmp_path / "mse.yml").write_text(
+        f"strategies:\n  - {{type: PTQ, quantizer: {quantizer}, algo: mse, calib_samples: 4}}\n"
+        "report: {backends: [onnxruntime], threads: 1, rounds: 1, iters: 3, eval_samples: 4, max_deploy_gap: 1.0}\n")
+    report = compress(tiny_detection_cfg(tmp_path), load_recipe(tmp_path / "mse.yml"), lambda c: DetectionTask(),
+                      output=tmp_path / "slim")
+    assert report["info"]["ptq"]["algo"] == "mse" and report["compressed"]["precision"] == "int8"
+    out = tmp_path / "slim"
+    if quantizer == "onnxruntime":  # the MSE ranges are the graph's: same samples, same histograms
+        from kits.slim.mse_calib import mse_overrides
+
+        info = report["info"]["ptq"]
+        assert 0 < info["mse_clipped"] <= info["mse_ranges"]
+        feeds = iter(list(calibration_batches(DetectionTask(), tiny_detection_cfg(tmp_path), 4, names=["image"])))
+        reader = type("R", (), {"get_next": lambda self: next(feeds, None)})()
+        overrides, clipped = mse_overrides(out / "baseline" / "model.onnx", reader)
+        graph = onnx.load(str(out / "compressed" / "model.onnx")).graph
+        inits = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
+        scales = {n.input[0]: float(inits[n.input[1]]) for n in graph.node
+                  if n.op_type == "QuantizeLinear" and n.input[1] in inits and inits[n.input[1]].size == 1}
+        # ops that only move values (Split, Reshape, MaxPool, ...) take their input's scale instead
+        producer = {o: n.op_type for n in graph.node for o in n.output}
+        checked = [t for t in clipped if t in scales and producer.get(t) in ("Conv", "Concat", "Add", "Mul", "HardSigmoid")]
+        assert checked
+        for name in checked:
+            (rng,) = overrides[name]
+            assert scales[name] == pytest.approx((float(rng["rmax"]) - float(rng["rmin"])) / 255, rel=1e-4)
+    x = next(calibration_batches(DetectionTask(), tiny_detection_cfg(tmp_path), 1, names=["image"]))["image"]
+    fp32 = Predictor(out / "baseline", "onnxruntime").run_raw([x])
+    int8 = Predictor(out / "compressed", "onnxruntime").run_raw([x])
+    for a, b in zip(fp32, int8):
+        assert a.shape == b.shape
+        assert np.abs(a - b).max() <= 0.1 * (np.abs(a).max() + 1e-6) + 0.05

@@ -27,7 +27,8 @@ def write(tmp_path, text: str) -> Path:
 @pytest.mark.parametrize("text, message", [
     ("strategies: [{type: PTQQ}]", "Did you mean 'PTQ'"),
     ("strategies: [{type: PTQ, calib_sample: 8}]", "Did you mean 'calib_samples'"),
-    ("strategies: [{type: PTQ, algo: mse}]", "mse is not offered"),
+    ("strategies: [{type: PTQ, algo: mes}]", "Did you mean 'mse'"),
+    ("strategies: [{type: PTQ, quantizer: nncf, algo: entropy}]", "'entropy' is not offered by quantizer nncf"),
     ("strategies: [{type: PTQ}]\nreprot: {}", "Did you mean 'report'"),
     ("strategies: []", "non-empty 'strategies'"),
     ("strategies: [{type: PTQ}]\nreport: {backends: [onnxruntme]}", "Did you mean 'onnxruntime'"),
