@@ -150,27 +150,31 @@ class PTQ(Strategy):
             ctx.info["ptq"] = {"dynamic": True}
         else:
             names = [i.name for i in model.graph.input]
-            options = {"CalibMovingAverage": self.algo.lower() == "avg", "CalibPercentile": self.percentile}
-            if self.algo.lower() == "mse":
-                from .mse_calib import mse_overrides
-
-                overrides, clipped = mse_overrides(prepared, _Reader(ctx, names, self.calib_samples), self.op_types)
-                options["TensorQuantOverrides"] = overrides
+            options, info = self._calibration_options(ctx, prepared, names)
             reader = _Reader(ctx, names, self.calib_samples)
             fmt = q.QuantFormat.QDQ if self.quant_format == "qdq" else q.QuantFormat.QOperator
             q.quantize_static(str(prepared), str(out), reader, quant_format=fmt,
                               activation_type=types[self.activation_type], nodes_to_exclude=excluded,
                               calibrate_method=getattr(q.CalibrationMethod, ALGOS[self.algo.lower()]),
                               extra_options=options, **common)
-            ctx.info["ptq"] = {"calibration_samples": reader.seen, "algo": self.algo}
-            if self.algo.lower() == "mse":
-                ctx.info["ptq"].update(mse_ranges=len(overrides), mse_clipped=len(clipped))
+            ctx.info["ptq"] = {"calibration_samples": reader.seen, "algo": self.algo, **info}
         if self.fallback_sqnr_db is not None:
             self._fall_back(ctx, model, out)
         prepared.unlink(missing_ok=True)
         ctx.info["ptq"]["float_nodes"] = excluded
         log.info("PTQ wrote %s (%d nodes kept in float)", out, len(excluded))
         return out
+
+    def _calibration_options(self, ctx: SlimContext, prepared: Path, names: list[str]) -> tuple[dict, dict]:
+        """ONNX Runtime's extra options for ``algo`` (mse: a range per activation, measured first)."""
+        options = {"CalibMovingAverage": self.algo.lower() == "avg", "CalibPercentile": self.percentile}
+        if self.algo.lower() != "mse":
+            return options, {}
+        from .mse_calib import mse_overrides
+
+        overrides, clipped = mse_overrides(prepared, _Reader(ctx, names, self.calib_samples), self.op_types)
+        return {**options, "TensorQuantOverrides": overrides}, {"mse_ranges": len(overrides),
+                                                                "mse_clipped": len(clipped)}
 
     def _quantize_nncf(self, ctx: SlimContext, model, excluded: list[str], out: Path) -> None:
         import nncf
