@@ -143,6 +143,38 @@ class _Runner:
         return [session.run(None, feed) for feed in self.feeds]
 
 
+# ops that move values without computing on them: a tensor's readers are the compute ops behind them
+MOVERS = {"MaxPool", "Reshape", "Transpose", "Split", "Slice", "Concat", "Identity", "Squeeze", "Unsqueeze",
+          "Flatten", "Resize", "Pad"}
+
+
+def compute_readers(model, tensors) -> list[str]:
+    """Names of the Conv/MatMul/Gemm nodes that read ``tensors``, directly or through ops that only
+    move values (pooling by max, reshapes, splits, concatenations), in graph order."""
+    readers: dict[str, list] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    found, stack, seen = set(), list(tensors), set()
+    while stack:
+        for node in readers.get(stack.pop(), []):
+            if node.name in seen:
+                continue
+            seen.add(node.name)
+            if node.op_type in ("Conv", "MatMul", "Gemm", "ConvTranspose"):
+                found.add(node.name)
+            elif node.op_type in MOVERS:
+                stack.extend(node.output)
+    return [n.name for n in model.graph.node if n.name in found]
+
+
+def sqnr_scorer(float_model, feeds: list[dict], threads: int = 1):
+    """A function giving a model's worst-output SQNR against ``float_model`` on ``feeds``."""
+    run = _Runner(feeds, threads)
+    reference = run(float_model)
+    return lambda model: sqnr_db(reference, run(model))
+
+
 def search(float_model, qdq_model, feeds: list[dict], target_db: float, max_tensors: int,
            threads: int = 1) -> tuple[object, FallbackResult]:
     """Remove the worst activation pairs of ``qdq_model`` until its outputs reach ``target_db``

@@ -34,6 +34,7 @@ TYPES = ("int8", "uint8")
 FORMATS = ("qdq", "qoperator")
 QUANTIZERS = ("onnxruntime", "nncf")
 PRESETS = ("mixed", "performance")   # NNCF: asymmetric / symmetric activations
+NARROW_MARGIN_DB = 0.5  # SQNR a one-layer fallback may give up against the whole-tensor one (it is faster)
 
 
 @STRATEGIES.register
@@ -141,7 +142,7 @@ class PTQ(Strategy):
         model = onnx.load(str(prepared))
         excluded = self._excluded(model)
         if self.quantizer == "nncf":
-            self._quantize_nncf(ctx, copy.deepcopy(model), excluded, out)  # model stays the float reference
+            calib = self._quantize_nncf(ctx, copy.deepcopy(model), excluded, out)  # model stays the float reference
         elif self.dynamic:
             # the dynamic quantizer splits a Gemm into '<name>_MatMul' + '<name>_Add' before it matches names
             split = [f"{n.name}_{part}" for n in model.graph.node if n.name in excluded and n.op_type == "Gemm"
@@ -159,7 +160,9 @@ class PTQ(Strategy):
                               extra_options=options, **common)
             ctx.info["ptq"] = {"calibration_samples": reader.seen, "algo": self.algo, **info}
         if self.fallback_sqnr_db is not None:
-            self._fall_back(ctx, model, out)
+            feeds = self._fall_back(ctx, model, out)
+            if self.quantizer == "nncf":
+                self._narrow_fallback(ctx, model, excluded, calib, feeds, out)
         prepared.unlink(missing_ok=True)
         ctx.info["ptq"]["float_nodes"] = excluded
         log.info("PTQ wrote %s (%d nodes kept in float)", out, len(excluded))
@@ -176,13 +179,23 @@ class PTQ(Strategy):
         return {**options, "TensorQuantOverrides": overrides}, {"mse_ranges": len(overrides),
                                                                 "mse_clipped": len(clipped)}
 
-    def _quantize_nncf(self, ctx: SlimContext, model, excluded: list[str], out: Path) -> None:
-        import nncf
+    def _quantize_nncf(self, ctx: SlimContext, model, excluded: list[str], out: Path) -> list[dict]:
+        """NNCF's INT8 model written to ``out``; returns the calibration feeds for another pass."""
         import onnx
-        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
         reader = _Reader(ctx, [i.name for i in model.graph.input], self.calib_samples)
         feeds = list(iter(reader.get_next, None))
+        quantized, halved = self._nncf(model, feeds, excluded)
+        onnx.save(quantized, str(out))
+        ctx.info["ptq"] = {"calibration_samples": reader.seen, "quantizer": "nncf", "algo": self.algo,
+                           "preset": self.preset,
+                           "model_type": self.model_type, "weights_made_7bit": halved}
+        return feeds
+
+    def _nncf(self, model, feeds: list[dict], ignored: list[str]):
+        import nncf
+        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+
         fix = OverflowFix.ENABLE if self.reduce_range else OverflowFix.DISABLE
         advanced = {"overflow_fix": fix}
         if NNCF_RANGES[self.algo.lower()]:
@@ -195,15 +208,12 @@ class PTQ(Strategy):
             quantized = nncf.quantize(model, nncf.Dataset(feeds), preset=nncf.QuantizationPreset(self.preset),
                                       target_device=nncf.TargetDevice.CPU, subset_size=len(feeds),
                                       model_type=nncf.ModelType.TRANSFORMER if self.model_type else None,
-                                      ignored_scope=nncf.IgnoredScope(names=excluded, validate=False),
+                                      ignored_scope=nncf.IgnoredScope(names=ignored, validate=False),
                                       advanced_parameters=AdvancedQuantizationParameters(**advanced))
-        halved = seven_bit_weights(quantized) if self.reduce_range else 0
-        onnx.save(quantized, str(out))
-        ctx.info["ptq"] = {"calibration_samples": reader.seen, "quantizer": "nncf", "algo": self.algo,
-                           "preset": self.preset,
-                           "model_type": self.model_type, "weights_made_7bit": halved}
+        return quantized, seven_bit_weights(quantized) if self.reduce_range else 0
 
-    def _fall_back(self, ctx: SlimContext, float_model, out: Path) -> None:
+    def _fall_back(self, ctx: SlimContext, float_model, out: Path) -> list[dict]:
+        """The measured fallback on the written model; returns the feeds it measured on."""
         import onnx
 
         from .fallback import search
@@ -214,6 +224,36 @@ class PTQ(Strategy):
                                self.fallback_max_tensors)
         onnx.save(model, str(out))
         ctx.info["ptq"]["fallback"] = result.as_dict()
+        return feeds
+
+    def _narrow_fallback(self, ctx: SlimContext, float_model, excluded: list[str], calib: list[dict],
+                         feeds: list[dict], out: Path) -> None:
+        """NNCF: leave a single layer that reads the fallback's float tensors in float instead of all.
+
+        A tensor read in float makes every layer behind it float; often one reader is what the
+        rounding hurts (a depthwise convolution gives each channel its own output, so channels far
+        below the tensor's range lose everything, while a 1x1 convolution mixes them). Each reader is
+        tried alone in NNCF's ignored scope; the best is kept when its outputs are within
+        ``NARROW_MARGIN_DB`` of the fallback's SQNR against FP32.
+        """
+        import onnx
+
+        from .fallback import compute_readers, sqnr_scorer
+
+        fallback = ctx.info["ptq"]["fallback"]
+        readers = compute_readers(float_model, fallback["float_tensors"])
+        if not readers:
+            return
+        score = sqnr_scorer(float_model, feeds)
+        tried = {}
+        for node in readers:
+            quantized, _ = self._nncf(copy.deepcopy(float_model), calib, excluded + [node])
+            tried[node] = (score(quantized), quantized)
+        best = max(tried, key=lambda n: tried[n][0])
+        fallback["readers_sqnr_db"] = {n: round(v[0], 2) for n, v in tried.items()}
+        if tried[best][0] >= fallback["sqnr_db"] - NARROW_MARGIN_DB:
+            onnx.save(tried[best][1], str(out))
+            fallback.update(float_tensors=[], float_layers=[best], sqnr_db=round(tried[best][0], 2))
 
     def _excluded(self, model) -> list[str]:
         named = [n.name for n in model.graph.node if any(fnmatch.fnmatch(n.name, p) for p in self.exclude)]

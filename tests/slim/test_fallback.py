@@ -102,3 +102,70 @@ def test_fallback_needs_static_qdq():
     with pytest.raises(ConfigError, match="fallback_sqnr_db needs static QDQ"):
         PTQ(dynamic=True, fallback_sqnr_db=25.0)
     assert PTQ(fallback_sqnr_db=25.0).fallback_max_tensors == 16
+
+
+def pooled_branches():
+    """x -> Conv(a, one channel ~300x the others) -> Relu -> MaxPool -> depthwise Conv(d) -> yd
+                                                                      -> 1x1 Conv(e) -> ye
+    d keeps each channel apart and drops the large one, so yd lives on the three small channels,
+    which drown in the pooled tensor's shared uint8 scale; e reads mostly the large channel."""
+    rng = np.random.default_rng(0)
+    wa = rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32)
+    wa[0] *= 300.0
+    wd = rng.normal(0, 0.3, (4, 1, 3, 3)).astype(np.float32)
+    wd[0] = 0.0
+    we = rng.normal(0, 0.01, (2, 4, 1, 1)).astype(np.float32)
+    we[:, 0] = 1.0
+    nodes = [helper.make_node("Conv", ["x", "wa"], ["a"], name="conv_a", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["r"], name="relu"),
+             helper.make_node("MaxPool", ["r"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Conv", ["p", "wd"], ["yd"], name="conv_d", group=4, pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["p", "we"], ["ye"], name="conv_e")]
+    graph = helper.make_graph(nodes, "branches", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("yd", TensorProto.FLOAT, [1, 4, 4, 4]),
+                               helper.make_tensor_value_info("ye", TensorProto.FLOAT, [1, 2, 4, 4])],
+                              [numpy_helper.from_array(w, n) for w, n in ((wa, "wa"), (wd, "wd"), (we, "we"))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+def test_compute_readers_look_through_ops_that_only_move_values():
+    from kits.slim.fallback import compute_readers
+
+    model = pooled_branches()
+    assert compute_readers(model, ["r"]) == ["conv_d", "conv_e"]  # through the MaxPool
+    assert compute_readers(model, ["x"]) == ["conv_a"]  # the Relu computes: conv_d/e are not x's readers
+
+
+def test_nncf_fallback_narrows_to_one_reader_of_the_float_tensor(tmp_path):
+    """The pooled outlier tensor is read in float by both convolutions after the tensor-level
+    search; leaving just one of them float (NNCF's ignored scope) is tried for each, and the best
+    replaces the tensor-level fallback when its outputs are about as close to FP32."""
+    pytest.importorskip("nncf")
+    from types import SimpleNamespace
+
+    from kits.slim.fallback import sqnr_scorer
+    from kits.slim.ptq import NARROW_MARGIN_DB, PTQ
+
+    model, calib = pooled_branches(), feeds(8)
+    ptq = PTQ(quantizer="nncf", fallback_sqnr_db=60.0, fallback_max_tensors=1)
+    quantized, _ = ptq._nncf(model, calib, [])
+    after, result = search(model, quantized, calib[:4], 60.0, 1)
+    assert result.float_tensors == ["r"]  # the outlier tensor, read by both convolutions through the MaxPool
+    onnx.save(after, str(tmp_path / "q.onnx"))
+    ctx = SimpleNamespace(info={"ptq": {"fallback": result.as_dict()}})
+    ptq._narrow_fallback(ctx, model, [], calib, calib[:4], tmp_path / "q.onnx")
+    fallback = ctx.info["ptq"]["fallback"]
+    tried = fallback["readers_sqnr_db"]
+    assert set(tried) == {"conv_d", "conv_e"}
+    best = max(tried, key=tried.get)
+    assert tried[best] >= result.sqnr_db - NARROW_MARGIN_DB  # so the narrowed model was kept
+    assert fallback["float_layers"] == [best] and fallback["float_tensors"] == []
+    saved = onnx.load(str(tmp_path / "q.onnx"))
+    assert sqnr_scorer(model, calib[:4])(saved) == pytest.approx(tried[best], abs=0.01)
+    producer = {o: n.op_type for n in saved.graph.node for o in n.output}
+    convs = {n.name: n for n in saved.graph.node if n.op_type == "Conv"}
+    other = ({"conv_d", "conv_e"} - {best}).pop()
+    assert producer[convs[best].input[0]] != "DequantizeLinear"  # float input, float weights
+    assert producer[convs[other].input[0]] == "DequantizeLinear"  # still INT8
