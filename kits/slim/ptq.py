@@ -35,6 +35,7 @@ FORMATS = ("qdq", "qoperator")
 QUANTIZERS = ("onnxruntime", "nncf")
 PRESETS = ("mixed", "performance")   # NNCF: asymmetric / symmetric activations
 NARROW_MARGIN_DB = 0.5  # SQNR a one-layer fallback may give up against the whole-tensor one (it is faster)
+NARROW_MAX_READERS = 8  # more readers than this: the tensor-level fallback stays
 
 
 @STRATEGIES.register
@@ -242,7 +243,7 @@ class PTQ(Strategy):
 
         fallback = ctx.info["ptq"]["fallback"]
         readers = compute_readers(float_model, fallback["float_tensors"])
-        if not readers:
+        if not readers or len(readers) > NARROW_MAX_READERS:  # each reader costs one more NNCF run
             return
         score = sqnr_scorer(float_model, feeds)
         tried = {}
