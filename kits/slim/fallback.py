@@ -43,10 +43,7 @@ def activation_pairs(model) -> dict[str, list[tuple]]:
     Weights (initializers or constants behind a DequantizeLinear) are not activations."""
     constants = {t.name for t in model.graph.initializer}
     constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
-    readers: dict[str, list] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
+    readers = _readers(model)
     pairs: dict[str, list[tuple]] = {}
     for node in model.graph.node:
         if node.op_type != "QuantizeLinear" or node.input[0] in constants:
@@ -143,25 +140,32 @@ class _Runner:
         return [session.run(None, feed) for feed in self.feeds]
 
 
+COMPUTE = {"Conv", "MatMul", "Gemm", "ConvTranspose"}  # the layers quantization is for
 # ops that move values without computing on them: a tensor's readers are the compute ops behind them
 MOVERS = {"MaxPool", "Reshape", "Transpose", "Split", "Slice", "Concat", "Identity", "Squeeze", "Unsqueeze",
           "Flatten", "Resize", "Pad"}
 
 
-def compute_readers(model, tensors) -> list[str]:
-    """Names of the Conv/MatMul/Gemm nodes that read ``tensors``, directly or through ops that only
-    move values (pooling by max, reshapes, splits, concatenations), in graph order."""
+def _readers(model) -> dict[str, list]:
+    """Tensor name -> the nodes that take it as an input."""
     readers: dict[str, list] = {}
     for node in model.graph.node:
         for name in node.input:
             readers.setdefault(name, []).append(node)
+    return readers
+
+
+def compute_readers(model, tensors) -> list[str]:
+    """Names of the Conv/MatMul/Gemm nodes that read ``tensors``, directly or through ops that only
+    move values (pooling by max, reshapes, splits, concatenations), in graph order."""
+    readers = _readers(model)
     found, stack, seen = set(), list(tensors), set()
     while stack:
         for node in readers.get(stack.pop(), []):
             if node.name in seen:
                 continue
             seen.add(node.name)
-            if node.op_type in ("Conv", "MatMul", "Gemm", "ConvTranspose"):
+            if node.op_type in COMPUTE:
                 found.add(node.name)
             elif node.op_type in MOVERS:
                 stack.extend(node.output)
@@ -179,22 +183,21 @@ def search(float_model, qdq_model, feeds: list[dict], target_db: float, max_tens
            threads: int = 1) -> tuple[object, FallbackResult]:
     """Remove the worst activation pairs of ``qdq_model`` until its outputs reach ``target_db``
     SQNR against ``float_model`` on ``feeds`` (or ``max_tensors`` are float). Returns the model."""
-    run = _Runner(feeds, threads)
-    reference = run(float_model)
-    before = sqnr_db(reference, run(qdq_model))
+    score = sqnr_scorer(float_model, feeds, threads)
+    before = score(qdq_model)
     pairs = list(activation_pairs(qdq_model))
     result = FallbackResult([], before, before)
     if before >= target_db or not pairs or max_tensors <= 0:
         return qdq_model, result
     for tensor in pairs:  # one activation quantized at a time (weights stay INT8 throughout)
         alone = without_pairs(qdq_model, [t for t in pairs if t != tensor])
-        result.single_sqnr_db[tensor] = sqnr_db(reference, run(alone))
+        result.single_sqnr_db[tensor] = score(alone)
     ranked = sorted(pairs, key=result.single_sqnr_db.get)
     limit, count = min(max_tensors, len(ranked)), 1
     while True:
         count = min(count, limit)
         candidate = without_pairs(qdq_model, ranked[:count])
-        result.float_tensors, result.sqnr_db = ranked[:count], sqnr_db(reference, run(candidate))
+        result.float_tensors, result.sqnr_db = ranked[:count], score(candidate)
         log.info("float fallback: %d activation tensors in float -> %.1f dB (target %.1f dB)",
                  count, result.sqnr_db, target_db)
         if result.sqnr_db >= target_db or count >= limit:

@@ -20,6 +20,7 @@ from pathlib import Path
 from kits.core.errors import ConfigError, did_you_mean
 
 from .base import STRATEGIES, SlimContext, Strategy
+from .fallback import COMPUTE
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +287,6 @@ def seven_bit_weights(model) -> int:
 # ops that only move or squash values: the output layer is the compute op behind them
 PASS_THROUGH = {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Sigmoid", "Softmax", "Concat",
                 "Identity", "Split", "Slice"}
-COMPUTE = {"Conv", "MatMul", "Gemm", "ConvTranspose"}
 
 
 def output_layers(model) -> set[str]:

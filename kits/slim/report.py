@@ -76,7 +76,8 @@ def judge(rec, rows: dict, simulated: float | None, ctx, dirs: dict) -> dict:
     for name, row in rows.items():
         row["latency_p50_ms"] = {b: latency[b][name].get("p50_ms") for b in latency}
     target = rec.report.backends[0]
-    speedup = paired_speedup(latency[target])["median"]
+    speeds = {b: paired_speedup(latency[b]) for b in latency}
+    speedup = speeds[target]["median"]
     faster = speedup is not None and speedup >= rec.report.min_speedup
     drop = _drop(rows)
     accurate = drop is None or drop <= rec.report.max_accuracy_drop
@@ -84,8 +85,8 @@ def judge(rec, rows: dict, simulated: float | None, ctx, dirs: dict) -> dict:
     report = {
         "recipe": rec.path, "strategies": rec.describe(), "metric": metric, "target_engine": target,
         "baseline": rows["baseline"], "compressed": rows["compressed"], "latency_rounds": latency,
-        "speedup": {b: paired_speedup(latency[b])["median"] for b in latency},
-        "speedup_rounds": {b: paired_speedup(latency[b]) for b in latency},
+        "speedup": {b: speed["median"] for b, speed in speeds.items()},
+        "speedup_rounds": speeds,
         "accuracy_drop": drop, "training_graph_accuracy": simulated,
         "deploy_gap": None if simulated is None or rows["compressed"]["accuracy"] is None
         else round(abs(rows["compressed"]["accuracy"] - simulated), 6),
@@ -136,8 +137,7 @@ def markdown(report: dict) -> str:
     lines += ["", f"Speedup (baseline / compressed p50, median over alternating rounds): {report['speedup']}"]
     lines += [f"- {e} per round: {', '.join(map(str, r['per_round']))}"
               for e, r in report.get("speedup_rounds", {}).items()]
-    lines += [
-              f"Accuracy drop: {_fmt(report['accuracy_drop'])}; training-graph accuracy "
+    lines += [f"Accuracy drop: {_fmt(report['accuracy_drop'])}; training-graph accuracy "
               f"{_fmt(report['training_graph_accuracy'])}, deployed-vs-training gap {_fmt(report['deploy_gap'])}",
               f"Shipped: **{report['shipped']}**"]
     lines += [f"- {n}" for n in report["notes"]]
