@@ -307,3 +307,17 @@ def test_a_wrong_scale_in_the_file_is_caught(monkeypatch, tmp_path):
     monkeypatch.setattr(int8_onnx, "_onnx_scale", wrong)
     with pytest.raises(Int8ExportError, match="disagrees with the fake-quantized layer"):
         export_int8_onnx(ctx.model, spec, tmp_path)
+
+
+def test_picodet_recipe_keeps_the_se_gates_outputs_and_stem_reader_float():
+    from kits.core.config import load_config
+    from kits.detection.task import DetectionTask
+    from kits.slim import load_recipe
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_config(root / "configs/detection/picodet_s_416_roadsign.yml", ["model.pretrained=null"])
+    step = load_recipe(root / "configs/slim/qat_int8_picodet_openvino.yml").strategies[0]
+    quantized, kept = step.select(DetectionTask().build_model(cfg))
+    assert len(kept) == 13 * 2 + 8 + 1 and len(quantized) == 137 - len(kept)
+    assert "backbone.stages.0.0.branch1.0.conv" in kept and "backbone.stages.0.0.pw.conv" in quantized
+    assert sum(".se." in n for n in kept) == 26 and not any(".se." in n for n in quantized)
