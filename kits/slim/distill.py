@@ -160,6 +160,11 @@ class DistillModel(nn.Layer):
         """What the Trainer writes as best/final weights: the student alone (adapters are training aids)."""
         return self.student
 
+    def with_weights_model(self, student) -> "DistillModel":
+        """The same distillation around another student (e.g. its fake-quantized copy), before training."""
+        self.release()
+        return DistillModel(student, self._teacher, self.pairs)
+
     def __getattr__(self, name):
         try:
             return super().__getattr__(name)

@@ -147,11 +147,14 @@ class QAT(Strategy):
     def apply(self, ctx: SlimContext) -> None:
         from paddle.quantization import QAT as PaddleQAT
 
-        model = ctx.model
+        # inside a training wrapper (a distillation applied before), quantize what it trains
+        wrapper = ctx.model if hasattr(ctx.model, "with_weights_model") else None
+        model = wrapper.weights_model if wrapper is not None else ctx.model
         quantized, kept = self.select(model)
         with modes_kept(model):  # the caller's float model is left as it was; QAT wraps a copy
             model.train()  # paddle's QAT asserts training mode
-            ctx.model = PaddleQAT(self.quant_config(model, quantized)).quantize(model, inplace=False)
+            model = PaddleQAT(self.quant_config(model, quantized)).quantize(model, inplace=False)
+        ctx.model = wrapper.with_weights_model(model) if wrapper is not None else model
         ctx.needs_training = True
         ctx.precision = "int8"
         ctx.onnx_exporter = int8_exporter(self.export_tolerance)

@@ -105,3 +105,31 @@ def test_prune_then_ptq_in_one_recipe(tmp_path):
     assert report["compressed"]["precision"] == "int8"
     assert "precision: int8" in (tmp_path / "slim" / "compressed" / "deploy.yml").read_text()
     assert _output_shapes(tmp_path / "slim" / "baseline") == _output_shapes(tmp_path / "slim" / "compressed")
+
+
+PRUNE_DISTILL_QAT = """strategies:
+  - {type: Prune, criterion: fpgm, ratio: 0.4, trace_size: 96, channel_multiple: 8}
+  - type: Distill
+    pairs: [{student: head.cls_out.0, loss: bce}, {student: neck, loss: mse}]
+  - {type: QAT, weight_bits: 7, skip: [backbone.stem.*]}
+finetune: {trainer.iters: 2}
+report: {backends: [onnxruntime], threads: 1, rounds: 1, iters: 3, eval_samples: 4, max_deploy_gap: 1.0}
+"""
+
+
+def test_prune_distill_qat_in_one_recipe(tmp_path):
+    """QAT after a distillation quantizes the student the distillation trains, not the wrapper."""
+    from kits.slim.qat import quantizable_layers
+
+    (tmp_path / "composed.yml").write_text(PRUNE_DISTILL_QAT)
+    report = compress(tiny_detection_cfg(tmp_path), load_recipe(tmp_path / "composed.yml"),
+                      lambda c: DetectionTask(), output=tmp_path / "slim")
+    info = report["info"]
+    assert report["compressed"]["params"] < report["baseline"]["params"]
+    assert report["compressed"]["precision"] == "int8" and info["finetune"]["steps"] == 2
+    assert set(info["distill"]["last_losses"]) == {"distill_0", "distill_1"}
+    assert info["qat"]["float_layers"] == ["backbone.stem.conv"]   # named as in the student
+    convs = len(quantizable_layers(DetectionTask().build_model(tiny_detection_cfg(tmp_path / "plain"))))
+    assert info["qat"]["quantized_layers"] == convs - 1 == info["qat_export"]["quantized_weights"] + \
+        len(info["qat_export"]["layers_not_in_graph"])
+    assert _output_shapes(tmp_path / "slim" / "baseline") == _output_shapes(tmp_path / "slim" / "compressed")
