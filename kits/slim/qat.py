@@ -79,12 +79,13 @@ class QAT(Strategy):
     tensor). activation_quantize: ``moving_average_min_max`` (default: asymmetric uint8 with a
     zero point, the range an exponential moving average of batch minima and maxima with
     ``moving_rate``; what the engines' int8 kernels take) or ``moving_average_abs_max`` (symmetric
-    int8 from batch abs maxima, which wastes half the levels on non-negative inputs). skip: glob patterns of dotted layer
-    names (``backbone.stem.*``, ``head.cls_out.*``) kept in float, e.g. the first conv or output
-    convs. export_tolerance: the largest relative difference of an INT8 ONNX layer from its
-    fake-quantized paddle layer (see :func:`kits.slim.int8_onnx.export_int8_onnx`). On CPUs
-    without VNNI (AVX2 only), int8 kernels of ONNX Runtime and OpenVINO saturate with 8-bit
-    weights; ``weight_bits: 7`` makes them match the trained graph.
+    int8 from batch abs maxima, which wastes half the levels on non-negative inputs). skip: glob
+    patterns of dotted layer names (``backbone.stem.*``, ``head.cls_out.*``) kept in float, e.g. the
+    first conv or output convs; after a ``Distill``, names in the student. export_tolerance: the
+    largest relative difference of an INT8 ONNX layer from its fake-quantized paddle layer (see
+    :func:`kits.slim.int8_onnx.export_int8_onnx`). On CPUs without VNNI (AVX2 only), int8 kernels
+    of ONNX Runtime and OpenVINO saturate with 8-bit weights; ``weight_bits: 7`` makes them match
+    the trained graph.
     """
 
     weight_bits: int = 8
@@ -109,7 +110,7 @@ class QAT(Strategy):
             raise ConfigError(f"QAT.weight_bits must be an integer from 2 to 8 (stored as int8), got {bits!r}")
         if self.activation_bits != 8:
             raise ConfigError(f"QAT.activation_bits must be 8, got {self.activation_bits!r}: the INT8 ONNX "
-                              "QuantizeLinear saturates at the int8 range, so narrower activations would not match")
+                              "QuantizeLinear saturates at the 8-bit range, so narrower activations would not match")
         if not isinstance(self.moving_rate, (int, float)) or not 0.0 < self.moving_rate < 1.0:
             raise ConfigError(f"QAT.moving_rate must be in (0, 1), got {self.moving_rate!r}")
         if isinstance(self.skip, str) or not all(isinstance(p, str) and p for p in self.skip):
