@@ -198,8 +198,8 @@ def _qdq_input(graph, point: QuantPoint, node, k: int) -> list:
     graph.initializer.extend([numpy_helper.from_array(step, f"{base}.scale"),
                               numpy_helper.from_array(zero_point, f"{base}.zero_point")])
     q = helper.make_node("QuantizeLinear", [source, f"{base}.scale", f"{base}.zero_point"],
-                         [f"{base}.int8"], name=f"{base}.QuantizeLinear")
-    dq = helper.make_node("DequantizeLinear", [f"{base}.int8", f"{base}.scale", f"{base}.zero_point"],
+                         [f"{base}.quantized"], name=f"{base}.QuantizeLinear")
+    dq = helper.make_node("DequantizeLinear", [f"{base}.quantized", f"{base}.scale", f"{base}.zero_point"],
                           [f"{base}.dequantized"], name=f"{base}.DequantizeLinear")
     node.input[0] = f"{base}.dequantized"
     return nodes + [q, dq]
