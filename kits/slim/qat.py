@@ -12,16 +12,18 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Iterator
 
 import paddle
 
+from kits.core.callbacks import Callback
 from kits.core.errors import ConfigError, did_you_mean
 from kits.core.fast_layers import PADDLE_TYPES, paddle_type
 
 from .base import STRATEGIES, SlimContext, Strategy
-from .quanters import ACTIVATION_QUANTIZE, WeightAbsMaxQuanter, activation_quanter
+from .quanters import ACTIVATION_QUANTIZE, ActivationMinMaxQuanterLayer, WeightAbsMaxQuanter, activation_quanter
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,38 @@ def int8_exporter(tolerance: float):
     return run
 
 
+class FreezeRanges(Callback):
+    """QAT schedule: once ``at`` (a fraction) of the fine-tuning steps are done, the input ranges stop
+    moving, so the last steps train the weights against the quantization the file will have."""
+
+    name = "qat_freeze_ranges"
+
+    def __init__(self, at: float):
+        self.at, self.frozen = at, False
+
+    def on_train_begin(self, state, control, model) -> None:
+        if self.frozen:  # resumed after the freeze
+            self._freeze(model)
+
+    def on_step_end(self, state, control, model, logs) -> None:
+        if not self.frozen and state.step >= math.ceil(self.at * state.total_steps):
+            count = self._freeze(model)
+            log.info("QAT: input ranges of %d layers frozen at step %d", count, state.step)
+
+    def _freeze(self, model) -> int:
+        quanters = [q for q in model.sublayers() if isinstance(q, ActivationMinMaxQuanterLayer)]
+        for quanter in quanters:
+            quanter.observing = False
+        self.frozen = True
+        return len(quanters)
+
+    def state_dict(self) -> dict:
+        return {"frozen": self.frozen}
+
+    def set_state_dict(self, state: dict) -> None:
+        self.frozen = bool(state.get("frozen", False))
+
+
 @STRATEGIES.register
 @dataclass
 class QAT(Strategy):
@@ -81,7 +115,9 @@ class QAT(Strategy):
     ``moving_rate``; what the engines' int8 kernels take) or ``moving_average_abs_max`` (symmetric
     int8 from batch abs maxima, which wastes half the levels on non-negative inputs). skip: glob
     patterns of dotted layer names (``backbone.stem.*``, ``head.cls_out.*``) kept in float, e.g. the
-    first conv or output convs; after a ``Distill``, names in the student. export_tolerance: the
+    first conv or output convs; after a ``Distill``, names in the student. freeze_ranges_at: the
+    fraction of fine-tuning steps after which the input ranges stop moving (``moving_average_min_max``
+    only; None: they move to the end). export_tolerance: the
     largest relative difference of an INT8 ONNX layer from its fake-quantized paddle layer (see
     :func:`kits.slim.int8_onnx.export_int8_onnx`). On CPUs without VNNI (AVX2 only), int8 kernels
     of ONNX Runtime and OpenVINO saturate with 8-bit weights; ``weight_bits: 7`` makes them match
@@ -94,6 +130,7 @@ class QAT(Strategy):
     activation_quantize: str = "moving_average_min_max"
     moving_rate: float = 0.9
     skip: list = field(default_factory=list)
+    freeze_ranges_at: float | None = None
     export_tolerance: float = 0.01
 
     def __post_init__(self):
@@ -115,6 +152,13 @@ class QAT(Strategy):
             raise ConfigError(f"QAT.moving_rate must be in (0, 1), got {self.moving_rate!r}")
         if isinstance(self.skip, str) or not all(isinstance(p, str) and p for p in self.skip):
             raise ConfigError(f"QAT.skip must be a list of layer-name patterns, got {self.skip!r}")
+        if self.freeze_ranges_at is not None:
+            at = self.freeze_ranges_at
+            if isinstance(at, bool) or not isinstance(at, (int, float)) or not 0.0 < at <= 1.0:
+                raise ConfigError(f"QAT.freeze_ranges_at must be a fraction in (0, 1] of the fine-tuning steps, "
+                                  f"got {at!r}")
+            if self.activation_quantize != "moving_average_min_max":
+                raise ConfigError("QAT.freeze_ranges_at needs activation_quantize: moving_average_min_max")
         if not self.export_tolerance > 0:
             raise ConfigError(f"QAT.export_tolerance must be positive, got {self.export_tolerance!r}")
 
@@ -156,6 +200,8 @@ class QAT(Strategy):
             model.train()  # paddle's QAT asserts training mode
             model = PaddleQAT(self.quant_config(model, quantized)).quantize(model, inplace=False)
         ctx.model = wrapper.with_weights_model(model) if wrapper is not None else model
+        if self.freeze_ranges_at is not None:
+            ctx.callbacks.append(FreezeRanges(self.freeze_ranges_at))
         ctx.needs_training = True
         ctx.precision = "int8"
         ctx.onnx_exporter = int8_exporter(self.export_tolerance)

@@ -82,6 +82,7 @@ class ActivationMinMaxQuanterLayer(BaseQuanter):
         super().__init__()
         self._rate = float(moving_rate)
         self._bits = bit_length
+        self.observing = True   # False: the range is frozen (a QAT schedule), train mode only applies it
         # buffers, not python floats: checkpoints carry them and no step waits for a device sync
         self.register_buffer("_min", paddle.zeros([1], "float32"))
         self.register_buffer("_max", paddle.zeros([1], "float32"))
@@ -106,7 +107,7 @@ class ActivationMinMaxQuanterLayer(BaseQuanter):
         return step, zero_point
 
     def forward(self, x):
-        if self.training:
+        if self.training and self.observing:
             self._observe(x)
         step, zero_point = self.qparams()
         q = paddle.clip(paddle.round(x / step) + zero_point, 0, UINT8_MAX)

@@ -71,6 +71,8 @@ def train_steps(model, batches, steps: int = 3) -> list[float]:
     ({"activation_bits": 4}, "activation_bits must be 8"),
     ({"moving_rate": 1.5}, "moving_rate must be in (0, 1)"),
     ({"skip": "backbone"}, "list of layer-name patterns"),
+    ({"freeze_ranges_at": 1.5}, "freeze_ranges_at must be a fraction in (0, 1]"),
+    ({"freeze_ranges_at": 0.5, "activation_quantize": "moving_average_abs_max"}, "needs activation_quantize"),
 ])
 def test_invalid_fields_are_named(fields, message):
     with pytest.raises(ConfigError) as err:
@@ -321,3 +323,32 @@ def test_picodet_recipe_keeps_the_se_gates_outputs_and_stem_reader_float():
     assert len(kept) == 13 * 2 + 8 + 1 and len(quantized) == 137 - len(kept)
     assert "backbone.stages.0.0.branch1.0.conv" in kept and "backbone.stages.0.0.pw.conv" in quantized
     assert sum(".se." in n for n in kept) == 26 and not any(".se." in n for n in quantized)
+
+
+def test_ranges_freeze_after_the_scheduled_share_of_steps(tmp_path):
+    """freeze_ranges_at: a Trainer callback stops the input ranges; a resumed run freezes them again."""
+    import sys
+
+    from kits.core.trainer import Trainer
+    from kits.detection.task import DetectionTask
+    from kits.slim.qat import FreezeRanges
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from slim_tiny import tiny_detection_cfg
+
+    cfg, task = tiny_detection_cfg(tmp_path), DetectionTask()
+    cfg["trainer"]["iters"] = 4
+    ctx = SlimContext(cfg=cfg, task=task, model=task.build_model(cfg), out_dir=tmp_path)
+    QAT(weight_bits=7, freeze_ranges_at=0.5).apply(ctx)
+    assert [type(cb) for cb in ctx.callbacks] == [FreezeRanges]
+    Trainer(cfg, task, callbacks=ctx.callbacks, model=ctx.model).train()
+    quanters = [layer.activation_quanter for layer in quantized_layers(ctx.model).values()]
+    assert all(float(q._batches.numpy()[0]) == 2 and not q.observing for q in quanters)  # steps 1-2 only
+    assert ctx.callbacks[0].state_dict() == {"frozen": True}
+
+    again = SlimContext(cfg=cfg, task=task, model=task.build_model(cfg), out_dir=tmp_path)
+    QAT(weight_bits=7, freeze_ranges_at=0.5).apply(again)
+    resumed = FreezeRanges(0.5)
+    resumed.set_state_dict({"frozen": True})
+    resumed.on_train_begin(None, None, again.model)
+    assert not any(layer.activation_quanter.observing for layer in quantized_layers(again.model).values())
