@@ -117,11 +117,10 @@ class QAT(Strategy):
     patterns of dotted layer names (``backbone.stem.*``, ``head.cls_out.*``) kept in float, e.g. the
     first conv or output convs; after a ``Distill``, names in the student. freeze_ranges_at: the
     fraction of fine-tuning steps after which the input ranges stop moving (``moving_average_min_max``
-    only; None: they move to the end). export_tolerance: the
-    largest relative difference of an INT8 ONNX layer from its fake-quantized paddle layer (see
-    :func:`kits.slim.int8_onnx.export_int8_onnx`). On CPUs without VNNI (AVX2 only), int8 kernels
-    of ONNX Runtime and OpenVINO saturate with 8-bit weights; ``weight_bits: 7`` makes them match
-    the trained graph.
+    only; None: they move to the end). export_tolerance: the largest relative difference of an INT8
+    ONNX layer from its fake-quantized paddle layer (see :func:`kits.slim.int8_onnx.export_int8_onnx`).
+    On CPUs without VNNI (AVX2 only), int8 kernels of ONNX Runtime and OpenVINO saturate with 8-bit
+    weights; ``weight_bits: 7`` makes them match the trained graph.
     """
 
     weight_bits: int = 8

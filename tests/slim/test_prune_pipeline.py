@@ -23,13 +23,17 @@ report: {backends: [onnxruntime], threads: 1, rounds: 1, iters: 3, eval_samples:
 """
 
 
+def compress_tiny(out: Path, recipe_text: str) -> dict:
+    """Run the recipe text on the tiny detector; the result goes to ``out/slim``."""
+    (out / "recipe.yml").write_text(recipe_text)
+    return compress(tiny_detection_cfg(out), load_recipe(out / "recipe.yml"), lambda c: DetectionTask(),
+                    output=out / "slim")
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("prune")
-    (out / "prune.yml").write_text(RECIPE)
-    report = compress(tiny_detection_cfg(out), load_recipe(out / "prune.yml"), lambda c: DetectionTask(),
-                      output=out / "slim")
-    return out / "slim", report
+    return out / "slim", compress_tiny(out, RECIPE)
 
 
 def test_pruned_export_is_smaller(run):
@@ -98,9 +102,7 @@ report: {backends: [onnxruntime], threads: 1, rounds: 1, iters: 3, eval_samples:
 
 def test_prune_then_ptq_in_one_recipe(tmp_path):
     """A pruned model is quantized in the same run."""
-    (tmp_path / "composed.yml").write_text(COMPOSED)
-    report = compress(tiny_detection_cfg(tmp_path), load_recipe(tmp_path / "composed.yml"),
-                      lambda c: DetectionTask(), output=tmp_path / "slim")
+    report = compress_tiny(tmp_path, COMPOSED)
     assert report["compressed"]["params"] < report["baseline"]["params"]
     assert report["compressed"]["precision"] == "int8"
     assert "precision: int8" in (tmp_path / "slim" / "compressed" / "deploy.yml").read_text()
@@ -121,9 +123,7 @@ def test_prune_distill_qat_in_one_recipe(tmp_path):
     """QAT after a distillation quantizes the student the distillation trains, not the wrapper."""
     from kits.slim.qat import quantizable_layers
 
-    (tmp_path / "composed.yml").write_text(PRUNE_DISTILL_QAT)
-    report = compress(tiny_detection_cfg(tmp_path), load_recipe(tmp_path / "composed.yml"),
-                      lambda c: DetectionTask(), output=tmp_path / "slim")
+    report = compress_tiny(tmp_path, PRUNE_DISTILL_QAT)
     info = report["info"]
     assert report["compressed"]["params"] < report["baseline"]["params"]
     assert report["compressed"]["precision"] == "int8" and info["finetune"]["steps"] == 2
