@@ -37,7 +37,8 @@ class ReportConfig:
     as FP32 there and loses at most ``max_accuracy_drop``. max_deploy_gap: the largest allowed
     difference between the accuracy of the deployed artifact and of the training graph before the
     run fails (collapse guard). input_shapes: the input shapes latency is measured at, batch
-    included (e.g. ``{input_ids: [1, 128], ...}`` for a text model; default: the export's example).
+    included (e.g. ``{input_ids: [1, 128], ...}`` for a text model; default: the export's example,
+    except free-size image inputs, timed at the size of the first validation image as deployed).
     """
 
     backends: list = field(default_factory=lambda: ["onnxruntime", "openvino"])

@@ -6,6 +6,8 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
+
 log = logging.getLogger(__name__)
 
 
@@ -58,9 +60,23 @@ def measure_artifact(model_dir: Path, model, task, cfg, rep, flops: int | None =
     engine = EngineModel(model_dir, rep.backends[0], model, threads=rep.threads)
     metrics = score(engine, task, cfg, dataset, loader)
     return {"dir": str(model_dir), "precision": spec.models["onnx"]["precision"] if onnx_files else None,
+            "timing_shapes": timing_shapes(spec, next(iter(loader))),
             "size_mb": round(sum(p.stat().st_size for p in onnx_files) / 2 ** 20, 3),
             "params": int(sum(int(p.size) for p in model.parameters())),
             "flops": model_flops(model) if flops is None else flops, "metrics": metrics, "accuracy_engine": rep.backends[0]}
+
+
+def timing_shapes(spec, batch: dict) -> dict | None:
+    """Free-size image inputs at the size of a validation image as deployed (padded like the spec's
+    preprocessing), batch 1: the export's example is a small tracing shape, and a segmentation
+    network timed at 64x64 says little about its speed at 480x360. None when no input is free."""
+    multiple = max([op.get("multiple_of") or 1 for op in spec.preprocess if op.get("type") == "Pad"] or [1])
+    shapes = {}
+    for info in spec.inputs:
+        if info.name in batch and "float" in info.dtype and any(d < 0 for d in info.shape[1:]):
+            size = [-(-int(d) // multiple) * multiple for d in np.shape(batch[info.name])[2:]]
+            shapes[info.name] = [1, info.shape[1] if info.shape[1] > 0 else int(np.shape(batch[info.name])[1]), *size]
+    return shapes or None
 
 
 def judge(rec, rows: dict, simulated: float | None, ctx, dirs: dict) -> dict:
@@ -70,8 +86,8 @@ def judge(rec, rows: dict, simulated: float | None, ctx, dirs: dict) -> dict:
     metric = rec.report.metric or ctx.cfg.get_path("trainer.best_metric") or next(iter(rows["baseline"]["metrics"]))
     for row in rows.values():
         row["accuracy"] = row["metrics"].get(metric)
-    latency = {b: compare_latency(dirs, b, rec.report.threads, rec.report.rounds, rec.report.iters,
-                                  shapes=rec.report.input_shapes)
+    shapes = rec.report.input_shapes or rows["baseline"].get("timing_shapes")
+    latency = {b: compare_latency(dirs, b, rec.report.threads, rec.report.rounds, rec.report.iters, shapes=shapes)
                for b in rec.report.backends}
     for name, row in rows.items():
         row["latency_p50_ms"] = {b: latency[b][name].get("p50_ms") for b in latency}
@@ -85,6 +101,7 @@ def judge(rec, rows: dict, simulated: float | None, ctx, dirs: dict) -> dict:
     report = {
         "recipe": rec.path, "strategies": rec.describe(), "metric": metric, "target_engine": target,
         "baseline": rows["baseline"], "compressed": rows["compressed"], "latency_rounds": latency,
+        "latency_input_shapes": shapes,
         "speedup": {b: speed["median"] for b, speed in speeds.items()},
         "speedup_rounds": speeds,
         "accuracy_drop": drop, "training_graph_accuracy": simulated,

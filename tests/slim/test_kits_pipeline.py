@@ -149,6 +149,7 @@ def test_text_dynamic_ptq_report(text_ptq):
     _check_report_rows(report, "accuracy")
     assert report["baseline"]["accuracy"] >= 0.8  # the short training run learned the sentences
     assert report["info"]["ptq"]["dynamic"] is True
+    assert report["latency_input_shapes"] == text_shapes()  # the recipe's shapes, not the export example
     assert report["baseline"]["precision"] == "fp32" and report["compressed"]["precision"] == "int8"
     assert report["compressed"]["size_mb"] < report["baseline"]["size_mb"]  # int8 MatMul weights
     assert report["compressed"]["params"] == report["baseline"]["params"]
@@ -225,6 +226,7 @@ def test_seg_ptq_report(seg_ptq):
     out, report = seg_ptq
     _check_report_rows(report, "mIoU")
     assert report["info"]["ptq"]["calibration_samples"] == 3
+    assert report["latency_input_shapes"] is None  # a fixed-size export is timed at its own size
     assert report["compressed"]["precision"] == "int8"
     assert report["compressed"]["size_mb"] < 0.5 * report["baseline"]["size_mb"]
     assert report["deploy_gap"] <= 0.05  # int8 file vs the fp32 training graph
