@@ -1,7 +1,10 @@
 """Latency, throughput and peak memory per backend and thread count of an exported model.
 
 python deploy/benchmark.py --model-dir DIR [--backends onnxruntime openvino ...] [--threads 1 2]
-    [--batch 1] [--iters 50] [--warmup 5]
+    [--batch 1] [--iters 50] [--warmup 5] [--shape image=1x3x360x480]
+
+Inputs take the export's example shape unless --shape gives one: set it for a free-size export
+(a segmentation model's example is a small tracing shape, e.g. 64x64) or a text model's length.
 
 Each (backend, threads) runs in its own process so that peak RSS and thread pools do not mix.
 Prints a table, then one JSON object.
@@ -21,11 +24,24 @@ from kits.deploy.predictor import pick_format  # noqa: E402
 
 
 def run_worker(args, backend: str, threads: int) -> dict:
-    return measure_isolated(args.model_dir, backend, threads, args.batch, args.iters, args.warmup, args.device)
+    return measure_isolated(args.model_dir, backend, threads, args.batch, args.iters, args.warmup, args.device,
+                            shapes=args.shapes)
+
+
+def parse_shapes(items: list[str]) -> dict | None:
+    """``["image=1x3x360x480"]`` -> ``{"image": [1, 3, 360, 480]}``."""
+    shapes = {}
+    for item in items:
+        name, _, dims = item.partition("=")
+        try:
+            shapes[name] = [int(d) for d in dims.split("x")]
+        except ValueError:
+            raise SystemExit(f"--shape {item!r}: expected NAME=DIMxDIMx..., e.g. image=1x3x360x480") from None
+    return shapes or None
 
 
 def table(rows: list[dict]) -> str:
-    cols = ["backend", "format", "threads", "batch", "p50_ms", "p90_ms", "p99_ms", "throughput_per_s", "peak_rss_mb"]
+    cols = ["backend", "format", "threads", "batch", "shape", "p50_ms", "p90_ms", "p99_ms", "throughput_per_s", "peak_rss_mb"]
     lines = ["  ".join(f"{c:>12}" for c in cols)]
     for r in rows:
         error = f"  {r['error']}" if "error" in r else ""
@@ -43,8 +59,13 @@ def main() -> int:
     ap.add_argument("--iters", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--shape", action="append", default=[], metavar="NAME=BxCxHxW",
+                    help="an input's shape instead of its example shape (batch included; overrides --batch)")
     args = ap.parse_args()
+    args.shapes = parse_shapes(args.shape)
     spec = load_spec(args.model_dir)
+    if args.shapes:
+        spec.with_example_shapes(args.shapes)  # a clear error (unknown input, shape that does not fit) first
     backends = args.backends or [b for b in BACKENDS
                                  if installed(b) and any(f in spec.models for f in BACKENDS[b].formats)]
     for name in backends:

@@ -48,6 +48,7 @@ def measure(model_dir: str | Path, backend: str, threads: int = 1, batch: int = 
         times.append(time.perf_counter() - tick)
     ms = np.asarray(times) * 1000
     return {"backend": backend, "format": predictor.format, "threads": threads, "batch": batch,
+            "shape": ",".join("x".join(map(str, t.shape)) for t in tensors),
             **{f"p{q}_ms": round(float(np.percentile(ms, q)), 4) for q in (50, 90, 99)},
             "throughput_per_s": round(batch * len(ms) / (ms.sum() / 1000), 2),
             "load_s": round(load_s, 3),

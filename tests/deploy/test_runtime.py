@@ -221,6 +221,17 @@ def test_benchmark_script_prints_a_json_summary(exported):
     assert row["backend"] == "onnxruntime" and 0 < row["p50_ms"] <= row["p99_ms"] and row["peak_rss_mb"] > 0
 
 
+def test_benchmark_script_times_a_free_size_export_at_the_given_shape(exported):
+    assert load_spec(exported["segmenter"]).inputs[0].shape[2:] == [-1, -1]  # free size: example is tiny
+    proc = run_script("deploy/benchmark.py", "--model-dir", exported["segmenter"], "--backends", "onnxruntime",
+                      "--iters", "3", "--warmup", "1", "--shape", "image=1x3x48x80")
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout.strip().splitlines()[-1])["results"][0]
+    assert row["shape"] == "1x3x48x80" and row["p50_ms"] > 0
+    bad = run_script("deploy/benchmark.py", "--model-dir", exported["segmenter"], "--shape", "image=1x3x48")
+    assert bad.returncode != 0 and "does not fit" in bad.stderr
+
+
 def test_benchmark_takes_explicit_input_shapes(exported):
     from kits.deploy.bench import measure_isolated
 
