@@ -151,7 +151,10 @@ def markdown(report: dict) -> str:
                  str(row["size_mb"]), _fmt(row["accuracy"])]
         cells += [_fmt(row["latency_p50_ms"].get(e)) for e in engines]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"Speedup (baseline / compressed p50, median over alternating rounds): {report['speedup']}"]
+    shapes = report.get("latency_input_shapes")
+    at = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in shapes.items()) if shapes else "the export's example"
+    lines += ["", f"Speedup (baseline / compressed p50, median over alternating rounds; inputs: {at}): "
+              f"{report['speedup']}"]
     lines += [f"- {e} per round: {', '.join(map(str, r['per_round']))}"
               for e, r in report.get("speedup_rounds", {}).items()]
     lines += [f"Accuracy drop: {_fmt(report['accuracy_drop'])}; training-graph accuracy "

@@ -150,6 +150,8 @@ def test_text_dynamic_ptq_report(text_ptq):
     assert report["baseline"]["accuracy"] >= 0.8  # the short training run learned the sentences
     assert report["info"]["ptq"]["dynamic"] is True
     assert report["latency_input_shapes"] == text_shapes()  # the recipe's shapes, not the export example
+    name, shape = next(iter(text_shapes().items()))
+    assert f"{name} {'x'.join(map(str, shape))}" in (out / "report.md").read_text()
     assert report["baseline"]["precision"] == "fp32" and report["compressed"]["precision"] == "int8"
     assert report["compressed"]["size_mb"] < report["baseline"]["size_mb"]  # int8 MatMul weights
     assert report["compressed"]["params"] == report["baseline"]["params"]
