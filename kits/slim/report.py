@@ -66,6 +66,15 @@ def measure_artifact(model_dir: Path, model, task, cfg, rep, flops: int | None =
             "flops": model_flops(model) if flops is None else flops, "metrics": metrics, "accuracy_engine": rep.backends[0]}
 
 
+def other_engines(model_dir: Path, model, task, cfg, rep, metric: str) -> dict:
+    """``metric`` of the exported model in each of the report's engines but the target one."""
+    from .deployed import EngineModel, score, val_loader
+
+    dataset, loader = val_loader(task, cfg, 1, rep.eval_samples)
+    return {b: score(EngineModel(model_dir, b, model, threads=rep.threads), task, cfg, dataset, loader).get(metric)
+            for b in rep.backends[1:]}
+
+
 def timing_shapes(spec, batch: dict) -> dict | None:
     """Free-size image inputs at the size of a validation image as deployed (padded like the spec's
     preprocessing), batch 1: the export's example is a small tracing shape, and a segmentation

@@ -207,6 +207,20 @@ def test_text_pruned_export_has_narrow_ffn_and_runs(text_prune):
         assert _raw(out / "compressed", text)[0].shape == (1, 2)
 
 
+def test_other_engines_score_the_same_file(text_ptq, text_model):
+    """What the collapse guard adds to its error: the compressed file's metric in the other engines."""
+    from kits.core import runner
+    from kits.slim.recipe import ReportConfig
+    from kits.slim.report import other_engines
+
+    out, report = text_ptq
+    cfg, weights = text_model
+    model = runner.load_model(cfg, text_task_for(cfg), weights)
+    scores = other_engines(out / "compressed", model, text_task_for(cfg), cfg,
+                           ReportConfig(backends=["openvino", "onnxruntime"], threads=1), "accuracy")
+    assert scores == {"onnxruntime": report["compressed"]["accuracy"]}  # the target engine is left out
+
+
 # ---- text: distillation from a teacher given as config + weights ------------------------------------
 
 def test_text_distill_trains_against_the_teacher(text_distill):

@@ -81,10 +81,13 @@ def test_int8_graph_runs_close_to_fp32(run):
 
 
 def test_collapse_guard_names_both_numbers(tmp_path):
-    report = {"deploy_gap": 0.3, "compressed": {"accuracy": 0.2}, "training_graph_accuracy": 0.5}
+    report = {"deploy_gap": 0.3, "compressed": {"accuracy": 0.2}, "training_graph_accuracy": 0.5,
+              "target_engine": "openvino"}
     with pytest.raises(CompressionError) as err:
         check_collapse(report, 0.02, tmp_path / "report.md")
-    assert "0.2000" in str(err.value) and "0.5000" in str(err.value)
+    assert "0.2000 in openvino" in str(err.value) and "0.5000" in str(err.value)
+    with pytest.raises(CompressionError, match="in onnxruntime the same file scores 0.4990"):
+        check_collapse({**report, "other_engines_accuracy": {"onnxruntime": 0.499}}, 0.02, tmp_path / "report.md")
     check_collapse({**report, "deploy_gap": 0.01}, 0.02, tmp_path / "report.md")  # within bounds: no error
 
 
