@@ -19,25 +19,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kits.deploy import DeployError, load_spec  # noqa: E402
 from kits.deploy.backends import BACKENDS, installed  # noqa: E402
-from kits.deploy.bench import measure_isolated  # noqa: E402
+from kits.deploy.bench import measure_isolated, parse_shapes  # noqa: E402
 from kits.deploy.predictor import pick_format  # noqa: E402
 
 
 def run_worker(args, backend: str, threads: int) -> dict:
     return measure_isolated(args.model_dir, backend, threads, args.batch, args.iters, args.warmup, args.device,
                             shapes=args.shapes)
-
-
-def parse_shapes(items: list[str]) -> dict | None:
-    """``["image=1x3x360x480"]`` -> ``{"image": [1, 3, 360, 480]}``."""
-    shapes = {}
-    for item in items:
-        name, _, dims = item.partition("=")
-        try:
-            shapes[name] = [int(d) for d in dims.split("x")]
-        except ValueError:
-            raise SystemExit(f"--shape {item!r}: expected NAME=DIMxDIMx..., e.g. image=1x3x360x480") from None
-    return shapes or None
 
 
 def table(rows: list[dict]) -> str:

@@ -143,6 +143,18 @@ def same_round_speedup(reference: dict, other: dict) -> dict:
     return {"median": round(float(np.median(ratios)), 3) if ratios else None, "per_round": ratios}
 
 
+def parse_shapes(items: list[str]) -> dict[str, list[int]] | None:
+    """``["image=1x3x360x480"]`` -> ``{"image": [1, 3, 360, 480]}`` (None for no items)."""
+    shapes = {}
+    for item in items:
+        name, _, dims = item.partition("=")
+        try:
+            shapes[name] = [int(d) for d in dims.split("x")]
+        except ValueError:
+            raise SystemExit(f"--shape {item!r}: expected NAME=DIMxDIMx..., e.g. image=1x3x360x480") from None
+    return shapes or None
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model-dir", required=True)
@@ -155,12 +167,8 @@ def main(argv=None) -> int:
     ap.add_argument("--shape", action="append", default=[], metavar="NAME=BxT",
                     help="an input's shape instead of its example shape (batch included), e.g. input_ids=1x128")
     args = ap.parse_args(argv)
-    shapes = {}
-    for item in args.shape:
-        name, _, dims = item.partition("=")
-        shapes[name] = [int(d) for d in dims.split("x")]
     row = measure(args.model_dir, args.backend, args.threads, args.batch, args.iters, args.warmup, args.device,
-                  shapes or None)
+                  parse_shapes(args.shape))
     print(MARK + json.dumps(row))
     return 0
 
