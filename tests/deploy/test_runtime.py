@@ -71,17 +71,36 @@ def test_text_model_takes_any_sequence_length(exported):
 
 
 @pytest.mark.skipif(not installed("openvino"), reason="OpenVINO is not installed")
-def test_openvino_compiles_fixed_size_models_for_the_example_shape(exported):
+def test_openvino_compiles_fixed_size_models_for_each_shape(exported):
+    from kits.deploy.backends.openvino_backend import MAX_COMPILED
+
     rng = np.random.default_rng(1)
     ov, ref = Predictor(exported["classifier"], "openvino"), Predictor(exported["classifier"], "onnxruntime")
     assert ov.engine.static_shapes == ((1, 3, 32, 32),)
-    for n in (1, 3, 1):  # batch 3 switches to one dynamic compile, which then serves batch 1 too
+    for n in (1, 3, 1, 2, 4, 5, 3):  # a static compile per batch size, the last MAX_COMPILED kept
         x = rng.standard_normal((n, 3, 32, 32)).astype("float32")
         assert np.abs(ov.run_raw([x])[0] - ref.run_raw([x])[0]).max() <= 1e-4
-        assert ov.engine.static_shapes is None or n == 1
-    assert ov.engine.static_shapes is None
-    for name in ("segmenter", "text"):  # dynamic spatial / sequence dims: dynamic from the start
+        assert ov.engine.static_shapes == ((n, 3, 32, 32),)
+    assert len(ov.engine._compiled) == MAX_COMPILED
+    for name in ("segmenter", "text"):  # FP32 with free spatial size / token inputs: dynamic from the start
         assert Predictor(exported[name], "openvino").engine.static_shapes is None
+
+
+@pytest.mark.skipif(not installed("openvino"), reason="OpenVINO is not installed")
+def test_openvino_compiles_int8_free_size_models_for_each_shape(exported, tmp_path):
+    """OpenVINO miscomputes some INT8 graphs compiled with dynamic spatial dims: those run static."""
+    import shutil
+
+    copy = tmp_path / "segmenter_int8"
+    shutil.copytree(exported["segmenter"], copy)
+    spec = yaml.safe_load((copy / "deploy.yml").read_text())
+    spec["models"]["openvino"]["precision"] = "int8"  # the rule reads the recorded precision
+    (copy / "deploy.yml").write_text(yaml.safe_dump(spec))
+    ov = Predictor(copy, "openvino")
+    x = np.random.default_rng(2).standard_normal((1, 3, 48, 80)).astype("float32")
+    ref = Predictor(exported["segmenter"], "onnxruntime").run_raw([x])[0]
+    assert np.abs(ov.run_raw([x])[0] - ref).max() <= 1e-4
+    assert ov.engine.static_shapes == ((1, 3, 48, 80),)
 
 
 def test_paddle_onednn_option_keeps_fp32_parity(exported):
