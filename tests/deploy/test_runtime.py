@@ -71,36 +71,44 @@ def test_text_model_takes_any_sequence_length(exported):
 
 
 @pytest.mark.skipif(not installed("openvino"), reason="OpenVINO is not installed")
-def test_openvino_compiles_fixed_size_models_for_each_shape(exported):
+def test_openvino_compiles_image_models_for_each_shape(exported):
     from kits.deploy.backends.openvino_backend import MAX_COMPILED
 
     rng = np.random.default_rng(1)
     ov, ref = Predictor(exported["classifier"], "openvino"), Predictor(exported["classifier"], "onnxruntime")
     assert ov.engine.static_shapes == ((1, 3, 32, 32),)
-    for n in (1, 3, 1, 2, 4, 5, 3):  # a static compile per batch size, the last MAX_COMPILED kept
+    batches = list(range(1, MAX_COMPILED + 1)) + [1, 2]
+    for n in batches:  # a static compile per batch size, reused when a batch size comes back
         x = rng.standard_normal((n, 3, 32, 32)).astype("float32")
         assert np.abs(ov.run_raw([x])[0] - ref.run_raw([x])[0]).max() <= 1e-4
         assert ov.engine.static_shapes == ((n, 3, 32, 32),)
     assert len(ov.engine._compiled) == MAX_COMPILED
-    for name in ("segmenter", "text"):  # FP32 with free spatial size / token inputs: dynamic from the start
-        assert Predictor(exported[name], "openvino").engine.static_shapes is None
+    x = rng.standard_normal((MAX_COMPILED + 1, 3, 32, 32)).astype("float32")  # one shape too many:
+    assert np.abs(ov.run_raw([x])[0] - ref.run_raw([x])[0]).max() <= 1e-4   # one dynamic compile
+    assert ov.engine.static_shapes is None and len(ov.engine._compiled) == 1
+    seg = Predictor(exported["segmenter"], "openvino")  # free size: static for its example first
+    assert seg.engine.static_shapes == (tuple(seg.spec.inputs[0].example_shape),)
+    assert Predictor(exported["text"], "openvino").engine.static_shapes is None  # token inputs: dynamic
 
 
 @pytest.mark.skipif(not installed("openvino"), reason="OpenVINO is not installed")
-def test_openvino_compiles_int8_free_size_models_for_each_shape(exported, tmp_path):
-    """OpenVINO miscomputes some INT8 graphs compiled with dynamic spatial dims: those run static."""
+def test_openvino_keeps_int8_models_static_for_every_shape(exported, tmp_path):
+    """OpenVINO miscomputes some INT8 graphs compiled with dynamic spatial dims: those stay static."""
     import shutil
+
+    from kits.deploy.backends.openvino_backend import MAX_COMPILED
 
     copy = tmp_path / "segmenter_int8"
     shutil.copytree(exported["segmenter"], copy)
     spec = yaml.safe_load((copy / "deploy.yml").read_text())
     spec["models"]["openvino"]["precision"] = "int8"  # the rule reads the recorded precision
     (copy / "deploy.yml").write_text(yaml.safe_dump(spec))
-    ov = Predictor(copy, "openvino")
-    x = np.random.default_rng(2).standard_normal((1, 3, 48, 80)).astype("float32")
-    ref = Predictor(exported["segmenter"], "onnxruntime").run_raw([x])[0]
-    assert np.abs(ov.run_raw([x])[0] - ref).max() <= 1e-4
-    assert ov.engine.static_shapes == ((1, 3, 48, 80),)
+    ov, ref = Predictor(copy, "openvino"), Predictor(exported["segmenter"], "onnxruntime")
+    for width in range(MAX_COMPILED + 2):
+        x = np.random.default_rng(width).standard_normal((1, 3, 48, 64 + 8 * width)).astype("float32")
+        assert np.abs(ov.run_raw([x])[0] - ref.run_raw([x])[0]).max() <= 1e-4
+        assert ov.engine.static_shapes == (x.shape,)
+    assert len(ov.engine._compiled) == MAX_COMPILED
 
 
 def test_paddle_onednn_option_keeps_fp32_parity(exported):
