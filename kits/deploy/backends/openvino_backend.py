@@ -16,9 +16,9 @@ class OpenVINOBackend(Backend):
 
     Image models are compiled for each input shape, first the example shape (batch 1, the
     edge-camera case): OpenVINO then folds the shape arithmetic of reshapes (channel shuffles) away
-    and picks shape-specific kernels. The last
-    ``MAX_COMPILED`` compiles are kept; an FP32 model fed more distinct shapes than that switches
-    to one dynamic compile, which serves them all without a compile (0.2-0.5 s) per new shape. INT8
+    and picks shape-specific kernels. The last ``MAX_COMPILED`` compiles are kept; an FP32 model
+    fed more distinct shapes than that switches to one dynamic compile, which serves them all
+    without a compile (0.2-0.5 s for ESPNet) per new shape. INT8
     models stay static: OpenVINO 2026.4's INT8 transformations miscompute some graphs compiled with
     dynamic spatial dims (ESPNet after quantization-aware training: 42% of pixels agree with ONNX
     Runtime, 99.8% static). Models with integer inputs (text, whose length changes every call) are
