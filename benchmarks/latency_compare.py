@@ -19,14 +19,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kits.deploy.bench import compare_latency, same_round_speedup  # noqa: E402
+from kits.deploy.bench import compare_latency, parse_shapes, same_round_speedup  # noqa: E402
 
 
-def compare(model_dirs: list[str], backend: str, threads: int, rounds: int, iters: int) -> dict:
+def compare(model_dirs: list[str], backend: str, threads: int, rounds: int, iters: int,
+            shapes: dict | None = None) -> dict:
     named = {str(d): d for d in model_dirs}
     if len(named) < 2:
         raise SystemExit("give at least two different model directories")
-    latency = compare_latency(named, backend, threads, rounds, iters)
+    latency = compare_latency(named, backend, threads, rounds, iters, shapes=shapes)
     reference = latency[str(model_dirs[0])]
     models = {}
     for name, row in latency.items():
@@ -38,7 +39,8 @@ def compare(model_dirs: list[str], backend: str, threads: int, rounds: int, iter
                         "peak_rss_mb": row["peak_rss_mb"], "speedup": speed["median"],
                         "speedup_per_round": speed["per_round"]}
     return {"benchmark": "latency_compare", "backend": backend, "threads": threads, "rounds": rounds,
-            "iters": iters, "cpu_count": os.cpu_count(), "reference": str(model_dirs[0]), "models": models}
+            "iters": iters, "input_shapes": shapes, "cpu_count": os.cpu_count(), "reference": str(model_dirs[0]),
+            "models": models}
 
 
 def main() -> None:
@@ -48,11 +50,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--iters", type=int, default=30)
+    ap.add_argument("--shape", action="append", default=[], metavar="NAME=BxCxHxW",
+                    help="an input's shape instead of the export's example (e.g. image=1x3x360x480)")
     args = ap.parse_args()
     for d in args.model_dirs:
         if not (Path(d) / "deploy.yml").is_file():
             raise SystemExit(f"{d}: not an exported model directory (no deploy.yml)")
-    print(json.dumps(compare(args.model_dirs, args.backend, args.threads, args.rounds, args.iters), indent=2))
+    print(json.dumps(compare(args.model_dirs, args.backend, args.threads, args.rounds, args.iters,
+                             parse_shapes(args.shape)), indent=2))
 
 
 if __name__ == "__main__":

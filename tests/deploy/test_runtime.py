@@ -307,3 +307,17 @@ def test_latency_compare_script_gives_same_round_speedups(exported):
     expected = [round(a / b, 3) for a, b in zip(first["rounds_p50_ms"], second["rounds_p50_ms"])]
     assert second["speedup_per_round"] == expected and len(expected) == 2
     assert second["speedup"] == round(float(np.median(expected)), 3)
+
+
+def test_latency_compare_script_times_at_the_given_shape(exported, tmp_path):
+    import shutil
+
+    other = tmp_path / "segmenter_copy"
+    shutil.copytree(exported["segmenter"], other)
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "latency_compare.py"), str(exported["segmenter"]),
+                           str(other), "--backend", "onnxruntime", "--threads", "1", "--rounds", "1", "--iters", "2",
+                           "--shape", "image=1x3x48x64"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["input_shapes"] == {"image": [1, 3, 48, 64]}
+    assert all(row["p50_ms"] > 0 for row in out["models"].values())
