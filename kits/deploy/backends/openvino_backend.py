@@ -12,17 +12,16 @@ MAX_COMPILED = 4  # static compiles kept alive at once (least recently used drop
 
 
 class OpenVINOBackend(Backend):
-    """Compiles the IR for each input shape it sees (static shapes) or once with dynamic shapes.
+    """Compiles the IR for its input shapes (static) or once with dynamic shapes.
 
-    Image models are compiled for each input shape, first the example shape (batch 1, the
-    edge-camera case): OpenVINO then folds the shape arithmetic of reshapes (channel shuffles) away
-    and picks shape-specific kernels. The last ``MAX_COMPILED`` compiles are kept; an FP32 model
-    fed more distinct shapes than that switches to one dynamic compile, which serves them all
-    without a compile (0.2-0.5 s for ESPNet) per new shape. INT8
-    models stay static: OpenVINO 2026.4's INT8 transformations miscompute some graphs compiled with
-    dynamic spatial dims (ESPNet after quantization-aware training: 42% of pixels agree with ONNX
-    Runtime, 99.8% static). Models with integer inputs (text, whose length changes every call) are
-    compiled dynamic from the start.
+    A fixed-size FP32 image model is compiled for its example shape (batch 1, the edge-camera
+    case): OpenVINO then folds the shape arithmetic of reshapes (channel shuffles) away and picks
+    shape-specific kernels; the first input of another shape replaces it with one dynamic compile,
+    which then serves every shape. INT8 image models are compiled for each input shape they see
+    (the last ``MAX_COMPILED`` kept; 0.2-0.5 s per new shape for ESPNet): OpenVINO 2026.4's INT8
+    transformations miscompute some graphs compiled with dynamic spatial dims (ESPNet after
+    quantization-aware training: 42% of pixels agree with ONNX Runtime, 99.8% static). Free-size
+    FP32 image models and models with integer inputs (text) are compiled dynamic from the start.
     """
 
     name = "openvino"
@@ -36,11 +35,22 @@ class OpenVINOBackend(Backend):
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = int(threads)
         self.xml = str(self.file(".xml"))
-        self.per_shape = all("float" in info.dtype for info in spec.inputs)
+        images = all("float" in info.dtype for info in spec.inputs)
+        fixed = all(d is not None and d >= 0 for info in spec.inputs for d in info.shape[1:])
         self.int8 = spec.models.get(fmt, {}).get("precision") == "int8"
+        self.per_shape = images and (fixed or self.int8)
         self._compiled: OrderedDict = OrderedDict()  # input shapes (None: dynamic) -> (compiled, request)
         # now, so load errors surface here rather than at the first input
         self._select(tuple(tuple(info.example_shape) for info in spec.inputs) if self.per_shape else None)
+
+    def __del__(self):
+        # OpenVINO's objects must go in order, each request before its compiled model and all before
+        # the core; a backend caught in a reference cycle is otherwise cleared in any order (a crash)
+        compiled = getattr(self, "_compiled", None)
+        while compiled:
+            _, (model, request) = compiled.popitem()
+            del request
+            del model
 
     @property
     def static_shapes(self):
@@ -51,8 +61,8 @@ class OpenVINOBackend(Backend):
         if shapes in self._compiled:
             self._compiled.move_to_end(shapes)
             return
-        if shapes is not None and len(self._compiled) >= MAX_COMPILED and not self.int8:
-            self.per_shape, shapes = False, None  # many shapes: one dynamic compile serves them all
+        if shapes is not None and self._compiled and not self.int8:
+            self.per_shape, shapes = False, None  # another shape: one dynamic compile serves them all
             self._compiled.clear()
         model = self.core.read_model(self.xml)
         if shapes is not None:
