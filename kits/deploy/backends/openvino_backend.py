@@ -43,15 +43,6 @@ class OpenVINOBackend(Backend):
         # now, so load errors surface here rather than at the first input
         self._select(tuple(tuple(info.example_shape) for info in spec.inputs) if self.per_shape else None)
 
-    def __del__(self):
-        # OpenVINO's objects must go in order, each request before its compiled model and all before
-        # the core; a backend caught in a reference cycle is otherwise cleared in any order (a crash)
-        compiled = getattr(self, "_compiled", None)
-        while compiled:
-            _, (model, request) = compiled.popitem()
-            del request
-            del model
-
     @property
     def static_shapes(self):
         """The input shapes of the compiled model in use; None when it is compiled dynamic."""
