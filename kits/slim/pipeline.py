@@ -19,7 +19,7 @@ from kits.core.errors import KitsError
 
 from .base import SlimContext
 from .recipe import Recipe, load_recipe
-from .report import judge, measure_artifact, other_engines, write_report
+from .report import judge, latency_shapes, measure_artifact, other_engines, write_report
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,8 @@ def compress(config, recipe, task_for, weights=None, overrides=(), recipe_overri
     # quantizers hide their layers from paddle.flops; only pruning changes the count
     flops = None if "prune" in ctx.info else base["flops"]
     rows = {"baseline": base, "compressed": measure_artifact(compressed_dir, ctx.model, task, cfg, rec.report, flops)}
-    report = judge(rec, rows, simulated, ctx, {"baseline": baseline_dir, "compressed": compressed_dir})
+    report = judge(rec, rows, simulated, ctx, {"baseline": baseline_dir, "compressed": compressed_dir},
+                   latency_shapes(rec.report, baseline_dir, task, cfg))
     if collapsed(report, rec.report.max_deploy_gap):
         report["other_engines_accuracy"] = other_engines(compressed_dir, ctx.model, task, cfg, rec.report,
                                                          report["metric"])

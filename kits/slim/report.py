@@ -60,7 +60,6 @@ def measure_artifact(model_dir: Path, model, task, cfg, rep, flops: int | None =
     engine = EngineModel(model_dir, rep.backends[0], model, threads=rep.threads)
     metrics = score(engine, task, cfg, dataset, loader)
     return {"dir": str(model_dir), "precision": spec.models["onnx"]["precision"] if onnx_files else None,
-            "timing_shapes": timing_shapes(spec, next(iter(loader))),
             "size_mb": round(sum(p.stat().st_size for p in onnx_files) / 2 ** 20, 3),
             "params": int(sum(int(p.size) for p in model.parameters())),
             "flops": model_flops(model) if flops is None else flops, "metrics": metrics, "accuracy_engine": rep.backends[0]}
@@ -83,19 +82,33 @@ def timing_shapes(spec, batch: dict) -> dict | None:
     shapes = {}
     for info in spec.inputs:
         if info.name in batch and "float" in info.dtype and any(d < 0 for d in info.shape[1:]):
-            size = [-(-int(d) // multiple) * multiple for d in np.shape(batch[info.name])[2:]]
-            shapes[info.name] = [1, info.shape[1] if info.shape[1] > 0 else int(np.shape(batch[info.name])[1]), *size]
+            seen = np.shape(batch[info.name])
+            size = [-(-int(d) // multiple) * multiple for d in seen[2:]]
+            shapes[info.name] = [1, info.shape[1] if info.shape[1] > 0 else int(seen[1]), *size]
     return shapes or None
 
 
-def judge(rec, rows: dict, simulated: float | None, ctx, dirs: dict) -> dict:
-    """Latency in every engine (alternating rounds), accuracy deltas, and which model ships."""
+def latency_shapes(rep, model_dir: Path, task, cfg) -> dict | None:
+    """The input shapes latency is measured at: ``rep.input_shapes``, else :func:`timing_shapes` of
+    the first validation sample (None: the export's example shapes)."""
+    if rep.input_shapes:
+        return rep.input_shapes
+    from kits.deploy import load_spec
+
+    from .deployed import val_loader
+
+    _, loader = val_loader(task, cfg, 1, 1)
+    return timing_shapes(load_spec(model_dir), next(iter(loader)))
+
+
+def judge(rec, rows: dict, simulated: float | None, ctx, dirs: dict, shapes: dict | None = None) -> dict:
+    """Latency in every engine (alternating rounds, inputs of ``shapes``), accuracy deltas, and which
+    model ships."""
     from kits.deploy.bench import compare_latency
 
     metric = rec.report.metric or ctx.cfg.get_path("trainer.best_metric") or next(iter(rows["baseline"]["metrics"]))
     for row in rows.values():
         row["accuracy"] = row["metrics"].get(metric)
-    shapes = rec.report.input_shapes or rows["baseline"].get("timing_shapes")
     latency = {b: compare_latency(dirs, b, rec.report.threads, rec.report.rounds, rec.report.iters, shapes=shapes)
                for b in rec.report.backends}
     for name, row in rows.items():
